@@ -1,0 +1,1 @@
+"""qdataset's Alembic environment (installed as ``qdataset._migrations``)."""

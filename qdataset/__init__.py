@@ -1,0 +1,103 @@
+"""qdataset: a measurement database for physics and quantum labs.
+
+>>> import numpy as np
+>>> from qdataset import DataSet, ParamSpec, connect
+>>> store = connect("sqlite:///lab.db")
+>>> ds = DataSet("sweep", [ParamSpec("x", np.float64, role="setpoint"),
+...                        ParamSpec("y", np.float64, depends_on=["x"])], store=store)
+>>> ds.add_result(x=0.1, y=2.0)
+0
+>>> xs, ys = ds.get_data("x", "y")
+
+Heavy modules (SQLAlchemy, pandas, qiskit) load on first use, so
+``import qdataset`` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CompletedError,
+    DuplicateParameterError,
+    FlushError,
+    FormatError,
+    IndexRangeError,
+    InvalidParamSpecError,
+    LengthMismatchError,
+    MetadataError,
+    MissingValueError,
+    QDatasetError,
+    RunExistsError,
+    RunNotFoundError,
+    SchemaVersionError,
+    ShapeError,
+    StoreError,
+    UnknownParameterError,
+    ValueTypeError,
+)
+from .paramspec import ParamSpec
+
+__version__ = "0.1.0"
+
+# name -> module; loaded on first attribute access (PEP 562).
+_LAZY = {
+    "DataSet": ".dataset",
+    "Cursor": ".cursor",
+    "Store": ".store",
+    "RunInfo": ".store",
+    "connect": ".store",
+    "read_dataset": ".io",
+    "write_dataset": ".io",
+    "dataframe_from_dataset": ".io",
+}
+
+if TYPE_CHECKING:
+    from .cursor import Cursor
+    from .dataset import DataSet
+    from .io import dataframe_from_dataset, read_dataset, write_dataset
+    from .store import RunInfo, Store, connect
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qdataset' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "CompletedError",
+    "Cursor",
+    "DataSet",
+    "DuplicateParameterError",
+    "FlushError",
+    "FormatError",
+    "IndexRangeError",
+    "InvalidParamSpecError",
+    "LengthMismatchError",
+    "MetadataError",
+    "MissingValueError",
+    "ParamSpec",
+    "QDatasetError",
+    "RunExistsError",
+    "RunInfo",
+    "RunNotFoundError",
+    "SchemaVersionError",
+    "ShapeError",
+    "Store",
+    "StoreError",
+    "UnknownParameterError",
+    "ValueTypeError",
+    "connect",
+    "dataframe_from_dataset",
+    "read_dataset",
+    "write_dataset",
+]

@@ -1,0 +1,57 @@
+"""Cursor: a position in a run, to read what is new since the last read."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import IndexRangeError
+
+if TYPE_CHECKING:
+    from .dataset import DataSet
+
+
+class Cursor:
+    """A position in a DataSet; :meth:`read` returns everything after it.
+
+    >>> cur = ds.cursor()            # at the current end; ds.cursor(0) at the start
+    >>> xs, ys = cur.read("x", "y")  # rows added since, as numpy arrays
+    >>> cur.position
+
+    Each read selects a row-index range, so its cost is proportional to the
+    new rows.  A cursor may be shared between threads.
+    """
+
+    def __init__(self, dataset: DataSet, position: int = 0) -> None:
+        if isinstance(position, bool) or not isinstance(position, int | np.integer) \
+                or position < 0:
+            raise IndexRangeError(f"cursor position must be an integer >= 0, got {position!r}")
+        self.dataset = dataset
+        self._position = int(position)
+        self._lock = threading.Lock()
+
+    @property
+    def position(self) -> int:
+        """Index of the first result the next read returns."""
+        return self._position
+
+    @property
+    def available(self) -> int:
+        """How many results lie after the cursor right now."""
+        return max(0, self.dataset.length - self._position)
+
+    def read(self, *params: Any) -> list[np.ndarray]:
+        """Parallel arrays of ``params`` for all results after the cursor; advances it."""
+        with self._lock:
+            end = self.dataset.length
+            start = self._position
+            if end <= start:
+                return self.dataset.get_data(*params, start=start, end=start)
+            arrays = self.dataset.get_data(*params, start=start, end=end)
+            self._position = start + (len(arrays[0]) if arrays else end - start)
+            return arrays
+
+    def __repr__(self) -> str:
+        return f"<Cursor {self.dataset.id!r} at {self._position}>"

@@ -1,0 +1,585 @@
+"""DataSet: one measurement run, written row by row or in bulk, read as numpy arrays."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import (
+    CompletedError,
+    DuplicateParameterError,
+    FlushError,
+    IndexRangeError,
+    InvalidParamSpecError,
+    LengthMismatchError,
+    MetadataError,
+    MissingValueError,
+    QDatasetError,
+    UnknownParameterError,
+    ValueTypeError,
+)
+from .paramspec import ParamSpec, name_of
+from .store.codec import ColumnCodec
+from .store.schema import INDEX_COLUMN
+
+if TYPE_CHECKING:
+    from .cursor import Cursor
+    from .store import Store
+    from .store.runs import RunRow, RunStorage
+
+#: Tags that get_metadata computes; users cannot overwrite them.
+RESERVED_TAGS = ("id", "parameters")
+
+
+class DataSet:
+    """A run: parameters (columns), results (rows) and metadata, in a store.
+
+    >>> ds = DataSet("sweep", [x, y], store=store)
+    >>> ds.add_result(x=0.1, y=2.0)
+    0
+    >>> ds.add_results({"x": xs, "y": ys})      # columnar bulk path
+    1
+    >>> xs, ys = ds.get_data("x", "y")
+    >>> ds.mark_completed()
+
+    Results are validated when added and buffered; they reach the database
+    within ``store.flush_interval`` seconds, before every read, on
+    :meth:`mark_completed`, on ``store.close()`` and at interpreter exit.
+    """
+
+    # -- construction -----------------------------------------------------------
+    def __init__(
+        self,
+        name: str,
+        specs: Sequence[ParamSpec] | None = None,
+        values: Sequence[Any] | None = None,
+        *,
+        store: Store | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueTypeError(f"DataSet name must be a non-empty string, got {name!r}")
+        if store is None:
+            from .store import default_store
+
+            store = default_store()
+        specs = list(specs or [])
+        _check_new_specs([], specs)
+        columns: list[Any] = []
+        count = 0
+        if values is not None:
+            values = list(values)
+            if len(values) != len(specs):
+                raise LengthMismatchError(
+                    f"DataSet {name!r}: {len(specs)} specs but {len(values)} value arrays; "
+                    "give exactly one array or list per ParamSpec"
+                )
+            count = len(values[0]) if values else 0
+            # Validate everything before the run exists, so a bad column leaves nothing.
+            columns = [ColumnCodec(s).encode_column(v, rows=count)
+                       for s, v in zip(specs, values, strict=True)]
+        created = time.time()
+        run_id = make_run_id(name, created)
+        run = store._storage.create_run(run_id, name, created, specs)
+        self._setup(store, run, specs, writer=True)
+        if count:
+            with self._io_lock, self._lock:
+                self._storage.insert_columns(run, [s.name for s in specs], columns, 0, count)
+                self._length = count
+
+    @classmethod
+    def _open(cls, store: Store, run: RunRow) -> DataSet:
+        """A live view of an existing run (see Store.read_dataset)."""
+        dataset = cls.__new__(cls)
+        dataset._setup(store, run, store._storage.load_specs(run.pk), writer=False)
+        return dataset
+
+    def _setup(self, store: Store, run: RunRow, specs: list[ParamSpec], writer: bool) -> None:
+        self._store = store
+        self._storage: RunStorage = store._storage
+        self._run = run
+        self._lock = threading.Lock()  # guards the buffer, length and specs
+        self._io_lock = threading.RLock()  # orders this run's database writes
+        self._pending: list[list[Any]] = []
+        self._length = run.length
+        self._completed = run.completed_at is not None
+        self._writer = writer
+        self._flush_error: BaseException | None = None
+        self._set_specs(specs)
+
+    def _set_specs(self, specs: list[ParamSpec]) -> None:
+        self._specs = list(specs)
+        self._codecs = {s.name: ColumnCodec(s) for s in specs}
+        # Row layout: [index, value of spec 0, value of spec 1, ...]
+        self._encoders = {s.name: (i + 1, self._codecs[s.name].encode)
+                          for i, s in enumerate(specs)}
+        self._width = len(specs) + 1
+        self._required = [(i + 1, s.name) for i, s in enumerate(specs) if not s.optional]
+        self._all_required = len(self._required) == len(specs)
+        self._insert_sql = self._storage.insert_sql(self._run.table, [s.name for s in specs])
+
+    # -- identity and state ---------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """Unique id: creation date/time (UTC), the name and a random suffix."""
+        return self._run.run_id
+
+    @property
+    def name(self) -> str:
+        return self._run.name
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def created_at(self) -> float:
+        """Creation time, unix seconds."""
+        return self._run.created_at
+
+    @property
+    def length(self) -> int:
+        """Number of results, including those not yet flushed by this process."""
+        if self._writer:
+            return self._length
+        length, completed_at, param_count = self._storage.run_state(self._run.pk)
+        self._note_remote_state(completed_at, param_count)
+        return length
+
+    @property
+    def is_empty(self) -> bool:
+        return self.length == 0
+
+    @property
+    def is_marked_complete(self) -> bool:
+        if not self._completed:
+            _, completed_at, param_count = self._storage.run_state(self._run.pk)
+            self._note_remote_state(completed_at, param_count)
+        return self._completed
+
+    def _note_remote_state(self, completed_at: float | None, param_count: int) -> None:
+        if completed_at is not None:
+            self._completed = True
+        if param_count != len(self._specs):
+            with self._lock:
+                self._set_specs(self._storage.load_specs(self._run.pk))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        state = "completed" if self._completed else "in progress"
+        return f"<DataSet {self.id!r} {len(self._specs)} parameters, {state}>"
+
+    # -- parameters ------------------------------------------------------------------
+    def get_parameters(self) -> list[ParamSpec]:
+        """The ParamSpecs of this run, in the order they were added."""
+        return list(self._specs)
+
+    def add_parameter(self, spec: ParamSpec) -> None:
+        """Add a parameter; existing results get its null value."""
+        self.add_parameters([spec])
+
+    def add_parameters(self, specs: Iterable[ParamSpec]) -> None:
+        """Add parameters; existing results get their null values."""
+        self._add_parameters(list(specs), None)
+
+    def add_parameter_values(self, spec: ParamSpec, values: Sequence[Any]) -> None:
+        """Add a parameter together with one value per existing result.
+
+        On an empty DataSet this creates ``len(values)`` results.
+        """
+        encoded = ColumnCodec(spec).encode_column(values)
+        self._add_parameters([spec], encoded)
+
+    def _add_parameters(self, specs: list[ParamSpec], column: Any) -> None:
+        self._start_writing()
+        with self._io_lock, self._lock:
+            self._check_open()
+            _check_new_specs(self._specs, specs)
+            self._flush_locked()
+            first = len(self._specs)
+            if column is None or not len(column):
+                self._storage.add_columns(self._run, specs, first)
+            elif self._length == 0:
+                self._storage.add_columns(self._run, specs, first)
+                self._storage.insert_columns(self._run, [specs[0].name], [column], 0,
+                                             len(column))
+                self._length = len(column)
+            elif len(column) != self._length:
+                raise LengthMismatchError(
+                    f"parameter {specs[0].name!r}: {len(column)} values for a DataSet of "
+                    f"{self._length} results; give exactly one value per result"
+                )
+            else:
+                self._storage.add_columns(self._run, specs, first, {specs[0].name: column})
+            self._set_specs(self._specs + specs)
+
+    # -- writing ---------------------------------------------------------------------
+    def add_result(self, *args: Mapping[str, Any], **kwargs: Any) -> int:
+        """Add one result, as keywords or one dict; returns its index."""
+        if args:
+            if len(args) != 1 or kwargs or not isinstance(args[0], Mapping):
+                raise ValueTypeError(
+                    "add_result takes keyword arguments or a single dict of name -> value"
+                )
+            kwargs = args[0]  # type: ignore[assignment]
+        if not self._writer:
+            self._start_writing()
+        row = self._encode_row(kwargs)
+        with self._lock:
+            if self._completed:
+                raise self._completed_error()
+            index = row[0] = self._length
+            self._length = index + 1
+            self._pending.append(row)
+            first = len(self._pending) == 1
+        if first:
+            self._store._flusher.request(self)
+        return index
+
+    def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
+        """Add results, keeping their order; returns the index of the first.
+
+        ``results`` is a sequence of dicts, or one dict of name -> array
+        (equal lengths): the columnar fast path for bulk data.
+        """
+        if not self._writer:
+            self._start_writing()
+        if isinstance(results, Mapping):
+            return self._add_columns(results)
+        rows = []
+        for item in results:
+            if not isinstance(item, Mapping):
+                raise ValueTypeError(
+                    f"add_results expects dicts of name -> value, got {type(item).__name__}"
+                )
+            rows.append(self._encode_row(item))
+        with self._lock:
+            if self._completed:
+                raise self._completed_error()
+            first = self._length
+            for offset, row in enumerate(rows):
+                row[0] = first + offset
+            self._length = first + len(rows)
+            was_empty = not self._pending
+            self._pending.extend(rows)
+        if rows and was_empty:
+            self._store._flusher.request(self)
+        return first
+
+    def _add_columns(self, columns: Mapping[str, Any]) -> int:
+        for name in columns:
+            self._codec(name)
+        missing = [name for _, name in self._required if name not in columns]
+        if missing:
+            raise self._missing_error(missing)
+        names = list(columns)
+        if not names:
+            return self.length
+        count = _column_length(names[0], columns[names[0]])
+        encoded = [self._codecs[n].encode_column(columns[n], rows=count) for n in names]
+        with self._io_lock, self._lock:
+            self._check_open()
+            self._flush_locked()
+            first = self._length
+            if count:
+                self._storage.insert_columns(self._run, names, encoded, first, count)
+                self._length = first + count
+        self._after_flush()
+        return first
+
+    def _encode_row(self, values: Mapping[str, Any]) -> list[Any]:
+        row: list[Any] = [0] + [None] * (self._width - 1)
+        encoders = self._encoders
+        for name, value in values.items():
+            try:
+                position, encode = encoders[name]
+            except KeyError:
+                raise self._unknown_error(name) from None
+            if value is not None:
+                row[position] = encode(value)
+        if self._all_required:
+            if None in row:
+                raise self._missing_error([n for p, n in self._required if row[p] is None])
+        else:
+            missing = [n for p, n in self._required if row[p] is None]
+            if missing:
+                raise self._missing_error(missing)
+        return row
+
+    def modify_result(self, index: int, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        """Change values of result ``index``; a value of None removes it."""
+        if args:
+            if len(args) != 1 or kwargs or not isinstance(args[0], Mapping):
+                raise ValueTypeError(
+                    "modify_result takes an index and keyword arguments or a single dict"
+                )
+            kwargs = args[0]  # type: ignore[assignment]
+        self.modify_results(index, [kwargs])
+
+    def modify_results(self, start_index: int, updates: Sequence[Mapping[str, Any]]) -> None:
+        """Change results ``start_index``, ``start_index + 1``, ... in order."""
+        self._start_writing()
+        updates = list(updates)
+        if isinstance(start_index, bool) or not isinstance(start_index, int | np.integer):
+            raise ValueTypeError(f"result index must be an integer, got {start_index!r}")
+        encoded = []
+        for update in updates:
+            if not isinstance(update, Mapping):
+                raise ValueTypeError(
+                    f"modify_results expects dicts of name -> value, got {type(update).__name__}"
+                )
+            changes = {}
+            for name, value in update.items():
+                codec = self._codec(name)
+                changes[name] = None if value is None else codec.encode(value)
+            encoded.append(changes)
+        with self._io_lock, self._lock:
+            self._check_open()
+            stop = int(start_index) + len(updates)
+            if start_index < 0 or stop > self._length:
+                raise IndexRangeError(
+                    f"cannot modify results {start_index}..{stop - 1} of run {self.id!r}, "
+                    f"which has {self._length} results (valid indices 0..{self._length - 1})"
+                )
+            self._flush_locked()
+            self._storage.update_rows(
+                self._run, [(int(start_index) + i, c) for i, c in enumerate(encoded)]
+            )
+
+    def mark_completed(self) -> None:
+        """Flush and complete the run: from now on its results are read-only."""
+        with self._io_lock, self._lock:
+            self._flush_locked()
+            if not self._completed:
+                self._storage.complete(self._run, time.time())
+                self._completed = True
+        self._after_flush(completed=True)
+
+    def add_metadata(self, tag: str, metadata: Any) -> None:
+        """Store JSON-able ``metadata`` under ``tag``, replacing what was there."""
+        if not isinstance(tag, str) or not tag:
+            raise MetadataError(f"metadata tag must be a non-empty string, got {tag!r}")
+        if tag in RESERVED_TAGS:
+            raise MetadataError(
+                f"metadata tag {tag!r} is computed by qdataset and cannot be set; "
+                "choose another tag"
+            )
+        try:
+            text = json.dumps(metadata, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(
+                f"metadata under {tag!r} is not JSON-serialisable ({exc}); "
+                "convert numpy values with .tolist() or use plain dicts, lists and numbers"
+            ) from exc
+        self._storage.set_metadata(self._run, tag, text)
+
+    def get_metadata(self, tag: str | None = None) -> Any:
+        """All metadata, or the value under ``tag`` ("id" and "parameters" are built in)."""
+        if tag == "id":
+            return self.id
+        if tag == "parameters":
+            return self._parameters_metadata()
+        stored = self._storage.get_metadata(self._run.pk)
+        if tag is None:
+            return {**stored, "id": self.id, "parameters": self._parameters_metadata()}
+        if tag not in stored:
+            raise MetadataError(
+                f"run {self.id!r} has no metadata under {tag!r}; "
+                f"tags present: {sorted([*stored, *RESERVED_TAGS])}"
+            )
+        return stored[tag]
+
+    def _parameters_metadata(self) -> dict[str, Any]:
+        return {s.name: {"spec": s.to_dict()} for s in self._specs}
+
+    # -- the write buffer -----------------------------------------------------------------
+    def flush(self) -> None:
+        """Write buffered results to the database now."""
+        with self._io_lock:
+            with self._lock:
+                rows, self._pending = self._pending, []
+                new_length = self._length
+            if rows:
+                self._write_rows(rows, new_length, requeue=True)
+        if rows:
+            self._after_flush()
+
+    def _flush_locked(self) -> None:
+        """Flush while holding both locks (schema changes, completion)."""
+        rows, self._pending = self._pending, []
+        if rows:
+            self._write_rows(rows, self._length, requeue=False)
+
+    def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
+        try:
+            self._storage.insert_rows(self._run, self._insert_sql, rows, new_length)
+        except CompletedError as exc:
+            self._completed = True
+            raise exc
+        except Exception as exc:
+            # Keep the rows, in order, ahead of anything added meanwhile.
+            if requeue:
+                with self._lock:
+                    self._pending[:0] = rows
+            else:
+                self._pending[:0] = rows
+            self._flush_error = exc
+            raise FlushError(
+                f"could not write {len(rows)} results of run {self.id!r} ({exc}); they are "
+                "kept in memory and written by the next flush (ds.flush() retries now)"
+            ) from exc
+        self._flush_error = None
+
+    def _after_flush(self, completed: bool = False) -> None:
+        """Hook called after rows reached the database (subscriptions use it)."""
+
+    def _start_writing(self) -> None:
+        """A view becomes this run's writer: take length and state from the database."""
+        if self._writer:
+            return
+        with self._lock:
+            length, completed_at, param_count = self._storage.run_state(self._run.pk)
+            if param_count != len(self._specs):
+                self._set_specs(self._storage.load_specs(self._run.pk))
+            self._length = length
+            self._completed = completed_at is not None
+            self._writer = True
+
+    def _check_open(self) -> None:
+        if self._completed:
+            raise self._completed_error()
+
+    # -- reading ---------------------------------------------------------------------
+    def get_data(self, *params: str | ParamSpec | Any, start: int = 0,
+                 end: int | None = None) -> list[np.ndarray]:
+        """Values of ``params`` (names or ParamSpecs) for results ``start <= i < end``.
+
+        One numpy array per parameter, of the parameter's dtype, with shape
+        ``(rows,) + spec.shape``.  No params: every parameter.
+        """
+        names = [name_of(p) for p in params] or [s.name for s in self._specs]
+        codecs = [self._codec(n) for n in names]
+        if self._writer:
+            self.flush()
+        length = self.length
+        if isinstance(start, bool) or not isinstance(start, int | np.integer) or start < 0:
+            raise IndexRangeError(f"start must be a non-negative integer, got {start!r}")
+        stop = length if end is None else min(int(end), length)
+        if stop <= start:
+            return [c.empty() for c in codecs]
+        return self._read(names, codecs, int(start), stop)
+
+    def _read(self, names: list[str], codecs: list[ColumnCodec], start: int, stop: int
+              ) -> list[np.ndarray]:
+        parts: list[list[np.ndarray]] = [[] for _ in names]
+        for chunk in self._storage.read_columns(self._run, names, start, stop):
+            for i, column in enumerate(chunk):
+                parts[i].append(codecs[i].decode(column))
+        return [_concatenate(p, c) for p, c in zip(parts, codecs, strict=True)]
+
+    def cursor(self, position: int | None = None) -> Cursor:
+        """A cursor at ``position`` (default: the current end) to read what is new."""
+        from .cursor import Cursor
+
+        return Cursor(self, self.length if position is None else position)
+
+    # -- context manager ---------------------------------------------------------------
+    def __enter__(self) -> DataSet:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.mark_completed()
+
+    # -- helpers ----------------------------------------------------------------------
+    def _codec(self, name: str) -> ColumnCodec:
+        codec = self._codecs.get(name)
+        if codec is None and not self._writer:
+            # A view may lag behind parameters its writer added since.
+            with self._lock:
+                self._set_specs(self._storage.load_specs(self._run.pk))
+            codec = self._codecs.get(name)
+        if codec is None:
+            raise self._unknown_error(name)
+        return codec
+
+    def _unknown_error(self, name: str) -> UnknownParameterError:
+        known = ", ".join(repr(s.name) for s in self._specs) or "none"
+        return UnknownParameterError(
+            f"run {self.id!r} has no parameter {name!r} (parameters: {known}); "
+            "add it with ds.add_parameter(ParamSpec(...)) first"
+        )
+
+    def _missing_error(self, names: list[str]) -> MissingValueError:
+        return MissingValueError(
+            f"result for run {self.id!r} leaves out {', '.join(map(repr, names))}; give a "
+            "value for every parameter, or declare it ParamSpec(..., optional=True)"
+        )
+
+    def _completed_error(self) -> CompletedError:
+        return CompletedError(
+            f"run {self.id!r} is completed, so its results and parameters are read-only; "
+            "create a new DataSet for new data (metadata can still be added)"
+        )
+
+
+def make_run_id(name: str, created: float) -> str:
+    """``YYYYmmdd-HHMMSS-<name>-<8 hex>``: sortable, readable and unique."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(created))
+    return f"{stamp}-{name}-{secrets.token_hex(4)}"
+
+
+def _check_new_specs(existing: list[ParamSpec], new: list[ParamSpec]) -> None:
+    """Reject non-ParamSpecs, duplicate names and dependencies on unknown parameters."""
+    seen = {s.name.casefold() for s in existing}
+    for spec in new:
+        if not isinstance(spec, ParamSpec):
+            raise InvalidParamSpecError(f"expected a ParamSpec, got {spec!r}")
+        key = spec.name.casefold()
+        if key == INDEX_COLUMN.casefold():
+            raise InvalidParamSpecError(
+                f"parameter name {spec.name!r} is reserved by qdataset; choose another name"
+            )
+        if key in seen:
+            raise DuplicateParameterError(
+                f"parameter name {spec.name!r} is used twice (names are case-insensitive); "
+                "give each parameter its own name"
+            )
+        seen.add(key)
+    names = {s.name for s in [*existing, *new]}
+    for spec in new:
+        unknown = [d for d in spec.depends_on if d not in names]
+        if unknown:
+            raise InvalidParamSpecError(
+                f"parameter {spec.name!r} depends on {unknown}, which are not parameters of "
+                "this DataSet; add those parameters too"
+            )
+
+
+def _column_length(name: str, values: Any) -> int:
+    try:
+        return len(values)
+    except TypeError:
+        raise ValueTypeError(
+            f"parameter {name!r}: bulk add_results needs an array or list of values, "
+            f"got {type(values).__name__}"
+        ) from None
+
+
+def _concatenate(parts: list[np.ndarray], codec: ColumnCodec) -> np.ndarray:
+    if not parts:
+        return codec.empty()
+    if len(parts) == 1:
+        return parts[0]
+    if any(isinstance(p, np.ma.MaskedArray) for p in parts):
+        return np.ma.concatenate(parts)
+    return np.concatenate(parts)
+
+
+__all__ = ["DataSet", "QDatasetError", "make_run_id"]

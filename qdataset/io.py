@@ -1,0 +1,141 @@
+"""Persistence outside the DataSet: copies between stores, files, pandas."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import FormatError, RunNotFoundError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .dataset import DataSet
+    from .store import Store
+
+#: File suffixes read and written as SQLite databases.
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def copy_dataset(dataset: DataSet, target: Store) -> DataSet:
+    """Copy a run into ``target``: same id, values, metadata and completion.
+
+    Values move as stored (no decode/encode), chunk by chunk.  A copy that
+    fails part-way is removed again, so a retry starts clean.
+    """
+    from .store.runs import CHUNK_ROWS
+
+    if dataset._writer:
+        dataset.flush()
+    source = dataset._storage
+    run = source.get_run(dataset.id)
+    specs = source.load_specs(run.pk)
+    names = [s.name for s in specs]
+    copied = target._storage.create_run(run.run_id, run.name, run.created_at, specs)
+    try:
+        length = run.length
+        for start in range(0, length, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, length)
+            if not names:
+                break
+            for chunk in source.read_columns(run, names, start, stop):
+                target._storage.insert_columns(copied, names, chunk, start, len(chunk[0]))
+                start += len(chunk[0])
+        if not names and length:
+            target._storage.insert_columns(copied, [], [], 0, length)
+        for tag, value in source.get_metadata(run.pk).items():
+            import json
+
+            target._storage.set_metadata(copied, tag, json.dumps(value))
+        if run.completed_at is not None:
+            target._storage.complete(copied, run.completed_at)
+    except BaseException:
+        target._storage.delete_run(copied)
+        raise
+    return target.read_dataset(run.run_id)
+
+
+def write_dataset(dataset: DataSet, target: Store | str | os.PathLike) -> DataSet:
+    """Write ``dataset`` to a store or a database file (``.db``/``.sqlite``).
+
+    >>> write_dataset(ds, "backup.db")
+    """
+    from .store import Store, connect
+
+    if isinstance(target, Store):
+        return target.write_dataset(dataset)
+    path = _sqlite_target(target)
+    with connect(path) as store:
+        store.write_dataset(dataset)
+    return dataset
+
+
+def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -> DataSet:
+    """Read a run from a store or a database file; ``run_id`` may be left out
+    when the file holds exactly one run.  The returned DataSet stays bound to
+    the file's store, so it is live.
+
+    >>> ds = read_dataset("backup.db", "20261122-184312-sweep-1a2b3c4d")
+    """
+    from .store import Store, connect
+
+    store = source if isinstance(source, Store) else None
+    if store is None:
+        path = _sqlite_target(source)
+        if not path.exists():
+            raise FormatError(f"{path} does not exist; give the path of a qdataset database")
+        store = connect(path)
+    if run_id is None:
+        runs = store.runs()
+        if len(runs) != 1:
+            raise RunNotFoundError(
+                f"{store.url} holds {len(runs)} runs; pass the run id "
+                "(list them with connect(url).runs())"
+            )
+        run_id = runs[0].id
+    return store.read_dataset(run_id)
+
+
+def _sqlite_target(target: str | os.PathLike) -> Path:
+    text = os.fspath(target)
+    if text.startswith("sqlite:///"):
+        return Path(text[len("sqlite:///"):])
+    path = Path(text)
+    if path.suffix.lower() not in SQLITE_SUFFIXES:
+        raise FormatError(
+            f"cannot infer a format from {path.name!r}; use a database file ending in "
+            f"{', '.join(SQLITE_SUFFIXES)} or pass a Store"
+        )
+    return path
+
+
+def dataframe_from_dataset(dataset: DataSet) -> pandas.DataFrame:
+    """A pandas DataFrame of the run: setpoints as the index, other scalars as columns.
+
+    Array-valued parameters become columns of numpy arrays (one per row).
+    """
+    import pandas as pd
+
+    specs = dataset.get_parameters()
+    arrays = dataset.get_data(*specs) if specs else []
+    columns: dict[str, Any] = {}
+    for spec, values in zip(specs, arrays, strict=True):
+        if isinstance(values, np.ma.MaskedArray) and not spec.is_array:
+            values = pd.array(values.filled(values.fill_value).tolist(),
+                              dtype=_nullable_dtype(values.dtype))
+            values[np.ma.getmaskarray(arrays[specs.index(spec)])] = pd.NA
+        elif spec.is_array:
+            values = list(values)
+        columns[spec.name] = values
+    frame = pd.DataFrame(columns)
+    setpoints = [s.name for s in specs if s.role == "setpoint"]
+    if setpoints:
+        frame = frame.set_index(setpoints)
+    return frame
+
+
+def _nullable_dtype(dtype: np.dtype) -> str:
+    return {"b": "boolean", "U": "string"}.get(dtype.kind, "Int64")

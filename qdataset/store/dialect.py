@@ -1,0 +1,88 @@
+"""Everything that differs between database engines, in one place.
+
+The rest of ``qdataset.store`` writes portable SQL and asks a :class:`Dialect`
+for column types, parameter placeholders, quoting and the completion lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+
+#: The SQL column types per numpy kind for each engine.  Complex, array,
+#: datetime and structured values are stored as raw bytes.
+_COLUMN_TYPES = {
+    "sqlite": {"f": "REAL", "i": "INTEGER", "u": "INTEGER", "b": "INTEGER", "U": "TEXT",
+               "bytes": "BLOB", "index": "INTEGER"},
+    "postgresql": {"f": "DOUBLE PRECISION", "i": "BIGINT", "u": "BIGINT", "b": "SMALLINT",
+                   "U": "TEXT", "bytes": "BYTEA", "index": "BIGINT"},
+}
+
+LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The engine-specific parts of the SQL qdataset emits."""
+
+    name: str
+    placeholder: str
+    _preparer: sa.sql.compiler.IdentifierPreparer
+
+    @classmethod
+    def of(cls, engine: sa.Engine) -> Dialect:
+        name = engine.dialect.name
+        if name not in _COLUMN_TYPES:
+            from ..errors import StoreError
+
+            raise StoreError(
+                f"database engine {name!r} is not supported; use SQLite or PostgreSQL"
+            )
+        placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        return cls(name, placeholder, engine.dialect.identifier_preparer)
+
+    def quote(self, identifier: str) -> str:
+        """Always-quoted identifier, so keywords and odd characters are safe."""
+        return self._preparer.quote_identifier(identifier)
+
+    def placeholders(self, count: int) -> str:
+        return ", ".join([self.placeholder] * count)
+
+    def column_type(self, dtype: np.dtype, is_array: bool) -> str:
+        """SQL type of the column holding values of ``dtype`` (``is_array``: per-row arrays)."""
+        types = _COLUMN_TYPES[self.name]
+        if is_array or dtype.kind not in "fiubU":
+            return types["bytes"]
+        return types[dtype.kind]
+
+    def index_column_type(self) -> str:
+        return _COLUMN_TYPES[self.name]["index"]
+
+    def lock_statements(self, table: str) -> list[str]:
+        """DDL that makes ``table`` reject every insert, update and delete."""
+        quoted = self.quote(table)
+        if self.name == "sqlite":
+            return [
+                f"CREATE TRIGGER IF NOT EXISTS {self.quote(table + '_locked_' + op.lower())} "
+                f"BEFORE {op} ON {quoted} BEGIN SELECT RAISE(ABORT, '{LOCK_MESSAGE}'); END"
+                for op in ("INSERT", "UPDATE", "DELETE")
+            ]
+        # PostgreSQL: the trigger function is created by the migrations.
+        return [
+            f"CREATE TRIGGER {self.quote(table + '_locked')} BEFORE INSERT OR UPDATE OR DELETE "
+            f"OR TRUNCATE ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION qdataset_reject_write()"
+        ]
+
+    def upsert_metadata_sql(self, table: str) -> str:
+        """Insert or replace one (run, tag) metadata row."""
+        return (
+            f"INSERT INTO {self.quote(table)} (run_pk, tag, value) "
+            f"VALUES ({self.placeholders(3)}) "
+            "ON CONFLICT (run_pk, tag) DO UPDATE SET value = excluded.value"
+        )
+
+    def is_lock_violation(self, exc: BaseException) -> bool:
+        """True when ``exc`` is the completion lock rejecting a write."""
+        return LOCK_MESSAGE in str(exc)

@@ -1,0 +1,99 @@
+"""From a URL to a configured SQLAlchemy engine; where the default store lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from ..errors import StoreError
+
+#: Seconds a connection waits for another writer's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+DEFAULT_FILENAME = "qdataset.db"
+
+
+def default_url() -> str:
+    """The default store: ``$QDATASET_URL``, else one SQLite file in the user data dir."""
+    url = os.environ.get("QDATASET_URL")
+    if url:
+        return url
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("qdataset", appauthor=False))
+    return f"sqlite:///{folder / DEFAULT_FILENAME}"
+
+
+def normalize_url(url: str | os.PathLike | None) -> str:
+    """Accept a URL, or a plain path to an SQLite file."""
+    if url is None:
+        return default_url()
+    text = os.fspath(url)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().absolute()}"
+    return text
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with qdataset's per-dialect connection settings."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"{url!r} is not a database URL; use e.g. sqlite:///lab.db") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {parsed.drivername} is not installed ({exc.name}); "
+            "for PostgreSQL run: pip install 'qdataset[postgres]'"
+        ) from exc
+
+
+def sqlite_path(engine: sa.Engine) -> Path | None:
+    """The database file of an SQLite engine (None for other engines)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(engine.url.database)
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise StoreError(
+            "in-memory SQLite is not supported (each connection would see another "
+            "database); use a file, e.g. connect('sqlite:///' + str(tmp_path / 'lab.db'))"
+        )
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
+        # We issue BEGIN ourselves (below), so the driver must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        # Writers take the lock up front so they wait (busy_timeout) instead of
+        # failing with SQLITE_BUSY when upgrading a read lock.  Read-only work
+        # runs on AUTOCOMMIT connections and takes no lock at all.
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,79 @@
+"""Bring a database to the schema this qdataset expects, through Alembic."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..errors import SchemaVersionError, StoreError
+
+_upgrade_lock = threading.Lock()
+
+
+def migrations_dir() -> Path:
+    """The Alembic environment: installed as qdataset._migrations, or the source tree's."""
+    try:
+        import qdataset._migrations as packaged
+
+        return Path(packaged.__file__).parent
+    except ImportError:
+        source = Path(__file__).resolve().parents[2] / "migrations"
+        if (source / "env.py").exists():
+            return source
+        raise StoreError("qdataset's migrations are missing; reinstall qdataset") from None
+
+
+@lru_cache(maxsize=1)
+def _script_directory():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(migrations_dir()))
+
+
+def head_revision() -> str:
+    """The newest schema revision this qdataset knows."""
+    return _script_directory().get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            if sa.inspect(conn).has_table("runs"):
+                raise StoreError(
+                    f"{engine.url!r} has a 'runs' table but no schema version; "
+                    "it was not created by qdataset. Use another database."
+                )
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def ensure_schema(engine: sa.Engine) -> str:
+    """Create a new database at head, upgrade an old one, refuse a newer one."""
+    head = head_revision()
+    with _upgrade_lock:
+        current = current_revision(engine)
+        if current == head:
+            return head
+        known = {script.revision for script in _script_directory().walk_revisions()}
+        if current is not None and current not in known:
+            raise SchemaVersionError(
+                f"the database at {engine.url!r} has schema revision {current!r}, which is "
+                f"newer than this qdataset (head {head!r}); upgrade qdataset "
+                "(pip install -U qdataset) to open it"
+            )
+        _upgrade(engine, "head")
+    return head
+
+
+def _upgrade(engine: sa.Engine, target: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, target)

@@ -1,0 +1,295 @@
+"""SQL on runs: the runs table, parameters, metadata and per-run results tables.
+
+:class:`RunStorage` is the only code that reads or writes results.  Writes go
+through ``engine.begin()`` (on SQLite a ``BEGIN IMMEDIATE`` transaction); the
+hot paths hand rows to the DBAPI cursor's ``executemany``.  Reads use
+AUTOCOMMIT connections so they never hold a lock, and select row-index
+ranges on the primary key (never OFFSET).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import CompletedError, RunExistsError, RunNotFoundError
+from ..paramspec import ParamSpec
+from .dialect import Dialect
+from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
+
+#: Rows per fetchmany / executemany chunk: big enough to amortise calls,
+#: small enough to keep peak memory a few MB.
+CHUNK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as stored in the ``runs`` table."""
+
+    pk: int
+    run_id: str
+    name: str
+    created_at: float
+    completed_at: float | None
+    length: int
+    table: str
+
+
+class RunStorage:
+    """All SQL about runs, for one engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = Dialect.of(engine)
+
+    # -- connections ---------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads: no transaction, no lock held."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self, run_id: str | None = None) -> Iterator[sa.Connection]:
+        """A write transaction; a completion-lock violation becomes CompletedError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            if self.dialect.is_lock_violation(exc):
+                raise CompletedError(
+                    f"run {run_id!r} is completed, so its results cannot change; "
+                    "create a new DataSet for new data"
+                ) from exc
+            raise
+
+    # -- runs ----------------------------------------------------------------
+    def create_run(
+        self, run_id: str, name: str, created_at: float, specs: Sequence[ParamSpec]
+    ) -> RunRow:
+        """Insert the run, its parameters and an empty results table, atomically."""
+        with self.writing(run_id) as conn:
+            exists = conn.execute(sa.select(runs.c.pk).where(runs.c.run_id == run_id)).first()
+            if exists:
+                raise RunExistsError(
+                    f"a run with id {run_id!r} already exists in this store; "
+                    "read it with store.read_dataset(id) instead of writing it again"
+                )
+            pk = conn.execute(
+                runs.insert().values(run_id=run_id, name=name, created_at=created_at,
+                                     length=0, results_table="")
+            ).inserted_primary_key[0]
+            table = results_table_name(pk)
+            conn.execute(runs.update().where(runs.c.pk == pk).values(results_table=table))
+            d = self.dialect
+            conn.exec_driver_sql(
+                f"CREATE TABLE {d.quote(table)} "
+                f"({d.quote(INDEX_COLUMN)} {d.index_column_type()} PRIMARY KEY)"
+            )
+            self._add_columns(conn, pk, table, specs, first_position=0)
+        return RunRow(pk, run_id, name, created_at, None, 0, table)
+
+    def get_run(self, run_id: str) -> RunRow:
+        with self.reading() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(
+                f"no run with id {run_id!r} in {self.engine.url!r}; "
+                "list the runs with store.runs()"
+            )
+        return _run_row(row)
+
+    def list_runs(self, name: str | None = None, completed: bool | None = None) -> list[RunRow]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.pk.desc())
+        if name is not None:
+            query = query.where(runs.c.name == name)
+        if completed is True:
+            query = query.where(runs.c.completed_at.is_not(None))
+        elif completed is False:
+            query = query.where(runs.c.completed_at.is_(None))
+        with self.reading() as conn:
+            return [_run_row(row) for row in conn.execute(query)]
+
+    def run_state(self, pk: int) -> tuple[int, float | None, int]:
+        """(length, completed_at, parameter count) of a run, in one cheap read."""
+        with self.reading() as conn:
+            return self._run_state(conn, pk)
+
+    @staticmethod
+    def _run_state(conn: sa.Connection, pk: int) -> tuple[int, float | None, int]:
+        count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()
+        row = conn.execute(
+            sa.select(runs.c.length, runs.c.completed_at, count).where(runs.c.pk == pk)
+        ).one()
+        return int(row[0]), row[1], int(row[2])
+
+    def load_specs(self, pk: int) -> list[ParamSpec]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(run_params.c.spec)
+                .where(run_params.c.run_pk == pk)
+                .order_by(run_params.c.position)
+            )
+            return [ParamSpec.from_json(row[0]) for row in rows]
+
+    def complete(self, run: RunRow, completed_at: float) -> float:
+        """Mark the run completed and lock its results table (idempotent)."""
+        with self.writing(run.run_id) as conn:
+            current = conn.execute(
+                sa.select(runs.c.completed_at).where(runs.c.pk == run.pk)
+            ).scalar()
+            if current is not None:
+                return current
+            conn.execute(
+                runs.update().where(runs.c.pk == run.pk).values(completed_at=completed_at)
+            )
+            for statement in self.dialect.lock_statements(run.table):
+                conn.exec_driver_sql(statement)
+        return completed_at
+
+    def delete_run(self, run: RunRow) -> None:
+        """Remove a run and its results (used to undo a failed copy)."""
+        with self.writing(run.run_id) as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.dialect.quote(run.table)}")
+            conn.execute(run_metadata.delete().where(run_metadata.c.run_pk == run.pk))
+            conn.execute(run_params.delete().where(run_params.c.run_pk == run.pk))
+            conn.execute(runs.delete().where(runs.c.pk == run.pk))
+
+    # -- parameters ----------------------------------------------------------
+    def add_columns(self, run: RunRow, specs: Sequence[ParamSpec], first_position: int,
+                    values: dict[str, Sequence[Any]] | None = None) -> None:
+        """Add parameters (columns; existing rows get NULL), optionally with values."""
+        with self.writing(run.run_id) as conn:
+            self._ensure_open(conn, run)
+            self._add_columns(conn, run.pk, run.table, specs, first_position)
+            if values:
+                names = list(values)
+                sets = ", ".join(f"{self.dialect.quote(n)} = {self.dialect.placeholder}"
+                                 for n in names)
+                sql = (f"UPDATE {self.dialect.quote(run.table)} SET {sets} "
+                       f"WHERE {self.dialect.quote(INDEX_COLUMN)} = {self.dialect.placeholder}")
+                count = len(values[names[0]])
+                rows = zip(*(_as_list(values[n]) for n in names), range(count), strict=True)
+                conn.connection.cursor().executemany(sql, rows)
+
+    def _add_columns(self, conn: sa.Connection, pk: int, table: str,
+                     specs: Sequence[ParamSpec], first_position: int) -> None:
+        d = self.dialect
+        for offset, spec in enumerate(specs):
+            conn.exec_driver_sql(
+                f"ALTER TABLE {d.quote(table)} ADD COLUMN {d.quote(spec.name)} "
+                f"{d.column_type(spec.type, spec.is_array)}"
+            )
+            conn.execute(run_params.insert().values(
+                run_pk=pk, position=first_position + offset, name=spec.name,
+                spec=spec.to_json()))
+
+    def _ensure_open(self, conn: sa.Connection, run: RunRow) -> None:
+        completed = conn.execute(
+            sa.select(runs.c.completed_at).where(runs.c.pk == run.pk)
+        ).scalar()
+        if completed is not None:
+            raise CompletedError(
+                f"run {run.run_id!r} is completed, so it cannot change; "
+                "create a new DataSet for new data"
+            )
+
+    # -- results -------------------------------------------------------------
+    def insert_sql(self, table: str, names: Sequence[str]) -> str:
+        d = self.dialect
+        columns = ", ".join(d.quote(n) for n in (INDEX_COLUMN, *names))
+        return (f"INSERT INTO {d.quote(table)} ({columns}) "
+                f"VALUES ({d.placeholders(len(names) + 1)})")
+
+    def insert_rows(self, run: RunRow, sql: str, rows: Iterable[Sequence[Any]],
+                    new_length: int) -> None:
+        """Insert ``(index, *values)`` rows and record the new length, atomically."""
+        with self.writing(run.run_id) as conn:
+            conn.connection.cursor().executemany(sql, rows)
+            conn.execute(runs.update().where(runs.c.pk == run.pk).values(length=new_length))
+
+    def insert_columns(self, run: RunRow, names: Sequence[str],
+                       columns: Sequence[Sequence[Any]], start: int, count: int) -> None:
+        """Insert ``count`` rows given as columns, chunk by chunk, in one transaction."""
+        sql = self.insert_sql(run.table, names)
+        with self.writing(run.run_id) as conn:
+            cursor = conn.connection.cursor()
+            for lo in range(0, count, CHUNK_ROWS):
+                hi = min(lo + CHUNK_ROWS, count)
+                chunk = [_as_list(col[lo:hi]) for col in columns]
+                cursor.executemany(sql, zip(range(start + lo, start + hi), *chunk, strict=True))
+            conn.execute(
+                runs.update().where(runs.c.pk == run.pk).values(length=start + count)
+            )
+
+    def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Apply ``(index, {name: db value})`` updates in one transaction."""
+        d = self.dialect
+        with self.writing(run.run_id) as conn:
+            cursor = conn.connection.cursor()
+            for index, values in updates:
+                if not values:
+                    continue
+                sets = ", ".join(f"{d.quote(n)} = {d.placeholder}" for n in values)
+                cursor.execute(
+                    f"UPDATE {d.quote(run.table)} SET {sets} "
+                    f"WHERE {d.quote(INDEX_COLUMN)} = {d.placeholder}",
+                    (*values.values(), index),
+                )
+
+    def read_columns(self, run: RunRow, names: Sequence[str], start: int, end: int
+                     ) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield chunks of the columns ``names`` for rows ``start <= index < end``.
+
+        Each chunk is a list of per-column tuples (already transposed).
+        """
+        d = self.dialect
+        columns = ", ".join(d.quote(n) for n in names)
+        sql = (f"SELECT {columns} FROM {d.quote(run.table)} "
+               f"WHERE {d.quote(INDEX_COLUMN)} >= {d.placeholder} "
+               f"AND {d.quote(INDEX_COLUMN)} < {d.placeholder} "
+               f"ORDER BY {d.quote(INDEX_COLUMN)}")
+        with self.reading() as conn:
+            cursor = conn.connection.cursor()
+            cursor.execute(sql, (start, end))
+            while True:
+                rows = cursor.fetchmany(CHUNK_ROWS)
+                if not rows:
+                    break
+                yield list(zip(*rows, strict=True))
+            cursor.close()
+
+    # -- metadata --------------------------------------------------------------
+    def set_metadata(self, run: RunRow, tag: str, value_json: str) -> None:
+        with self.writing(run.run_id) as conn:
+            conn.exec_driver_sql(self.dialect.upsert_metadata_sql("run_metadata"),
+                                 (run.pk, tag, value_json))
+
+    def get_metadata(self, pk: int) -> dict[str, Any]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(run_metadata.c.tag, run_metadata.c.value)
+                .where(run_metadata.c.run_pk == pk)
+            )
+            return {tag: json.loads(value) for tag, value in rows}
+
+
+def _run_row(row: sa.Row) -> RunRow:
+    return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
+                  int(row.length), row.results_table)
+
+
+def _as_list(values: Any) -> list:
+    """Python values for the DBAPI: numpy arrays become lists in C."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def now() -> float:
+    """Unix time, the timestamp format of every qdataset table."""
+    return time.time()
