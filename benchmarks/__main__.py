@@ -1,0 +1,58 @@
+"""``python -m benchmarks``: cases A-D for raw sqlite3, qdataset and QCoDeS (issue 4).
+
+It prints a table and the goals, saves JSON, and exits 0 whatever it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.report import print_report
+from benchmarks.runner import CASES, Config, run_all, save_json
+
+DEFAULT_JSON = "benchmarks/results.json"
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
+    """The run's configuration and the JSON path from the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark qdataset against raw sqlite3 and QCoDeS (cases A-D of issue 4).",
+    )
+    add = parser.add_argument
+    add("--quick", action="store_true",
+        help="a tenth of the sizes and one repeat (unless --repeats is given)")
+    add("--repeats", type=int, default=None, help="runs per case and implementation (3)")
+    add("--only", default=",".join(CASES), help="cases to run, e.g. A,B (default: all)")
+    add("--python", dest="qcodes_python", default=None,
+        help="interpreter with qcodes installed, for the QCoDeS cases (default: this one)")
+    add("--json", default=DEFAULT_JSON, help=f"where to save results (default: {DEFAULT_JSON})")
+    add("--workdir", default=None, help="where to put database files (default: a temp dir)")
+    add("--keep", action="store_true", help="keep the database files")
+    ns = parser.parse_args(argv)
+    cases = tuple(c.strip().upper() for c in ns.only.split(",") if c.strip())
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    repeats = ns.repeats if ns.repeats is not None else (1 if ns.quick else 3)
+    cfg = Config(repeats=max(1, repeats), quick=ns.quick, cases=cases,
+                 qcodes_python=ns.qcodes_python, workdir=ns.workdir, keep=ns.keep,
+                 import_repeats=3 if ns.quick else 5)
+    return cfg, ns.json
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print, save."""
+    cfg, json_path = parse_args(argv)
+    print(f"qdataset benchmarks: cases {','.join(cfg.cases)}, {cfg.repeats} repeat(s)"
+          f"{', quick sizes' if cfg.quick else ''}; python {sys.version.split()[0]}", flush=True)
+    results = run_all(cfg)
+    print_report(results)
+    save_json(results, json_path)
+    print(f"\nresults saved to {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

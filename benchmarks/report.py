@@ -1,0 +1,121 @@
+"""Printing: the results table and the goals section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.runner import Results
+
+CASE_TITLES = {
+    "A": "row-by-row writes, 4 floats per row",
+    "B": "bulk write of 4 float64 arrays",
+    "C": "rows of one float64 trace + a setpoint",
+    "D": "read case B back into numpy arrays",
+}
+NONE_LOADED = "none of qiskit/matplotlib/pandas/scipy"
+HEADER = ("case", "impl", "median s", "rows/s", "MB/s", "peak RSS MB", "+RSS MB",
+          "file MB", "time x raw", "file x raw")
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def table_rows(summary: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ...]]:
+    """One line per (case, implementation)."""
+    lines: list[tuple[str, ...]] = []
+    for case, per_impl in summary.items():
+        for impl, s in per_impl.items():
+            if "median_s" not in s:
+                lines.append((case, impl, "ERROR", "(below)", "", "", "", "", "", ""))
+                continue
+            lines.append((
+                case, impl, _fmt(s["median_s"], ".3f"), _rate(s["rows_per_s"]),
+                _fmt(s.get("mb_per_s"), ".1f"), _fmt(s["peak_rss_mb"], ".0f"),
+                _fmt(s["peak_delta_mb"], ".0f"), _fmt(s.get("file_mb"), ".1f"),
+                _fmt(s.get("time_vs_raw"), ".2f", "x"), _fmt(s.get("file_vs_raw"), ".2f", "x"),
+            ))
+    return lines
+
+
+def format_table(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> str:
+    """A plain-text table with right-aligned number columns."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), rule, *(fmt(r) for r in lines)])
+
+
+def print_errors(summary: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The last error of each (case, implementation) that failed in some repetition."""
+    for case, per_impl in summary.items():
+        for impl, s in per_impl.items():
+            if s.get("errors"):
+                last = s["errors"][-1].strip().splitlines()[-1]
+                print(f"  {case} {impl}: {len(s['errors'])} failed run(s); last error: {last}")
+
+
+def data_checks(runs: list[dict[str, Any]]) -> str | None:
+    """How case D's arrays compared with what case B wrote, per implementation."""
+    seen: dict[str, set[str]] = {}
+    for r in runs:
+        if r.get("case") == "D" and "data" in r:
+            seen.setdefault(r["impl"], set()).add(r["data"])
+    if not seen:
+        return None
+    parts = [f"{impl} {'/'.join(sorted(v))}" for impl, v in seen.items()]
+    return "case D data read back vs written: " + ", ".join(parts) + " (close: within 1e-12)"
+
+
+def print_report(results: Results) -> None:
+    """The whole human-readable report."""
+    cfg = results.config
+    print()
+    print(f"== results: medians of {cfg['repeats']} run(s), each in a fresh process"
+          f"{' (--quick sizes)' if cfg['quick'] else ''} ==")
+    for case in results.summary:
+        print(f"  {case}: {CASE_TITLES[case]}, {cfg['rows'][case]:,} rows")
+    print()
+    print(format_table(HEADER, table_rows(results.summary)))
+    print_errors(results.summary)
+    check = data_checks(results.runs)
+    if check:
+        print(check)
+    print()
+    print("rows/s: rows written (A-C) or read (D) per second; MB/s: trace payload (C);")
+    print("peak RSS: the child's VmHWM; +RSS: peak above the resident size "
+          "when the timed work began.")
+    for name, python in results.impls.items():
+        print(f"  {name}: {python}")
+    if results.imports:
+        print()
+        for module, probe in results.imports.items():
+            if "error" in probe:
+                print(f"import {module}: ERROR {probe['error'].splitlines()[-1]}")
+            else:
+                loaded = ", ".join(probe["loaded"]) or NONE_LOADED
+                print(f"import {module}: {probe['median_ms']:.0f} ms "
+                      f"(median of {len(probe['all_ms'])}), also loaded: {loaded}")
+    for note in results.notes:
+        print("note: " + note)
+    print()
+    print("== goals (qdataset vs raw sqlite3, same run) ==")
+    if cfg["quick"]:
+        print("  (--quick sizes: fixed costs weigh more; judge the goals on a full run)")
+    for goal in results.goals:
+        print(f"  [{goal['status']:>12s}] {goal['goal']}: {goal['detail']}")

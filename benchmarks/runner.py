@@ -1,0 +1,261 @@
+"""Runs the workers: each (case, implementation) in a fresh process, interleaved, repeated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import file_size_mb
+from benchmarks.worker import MARKER, WRITE_CASES
+
+ROOT = Path(__file__).resolve().parent.parent  # the project root: workers run from here
+CASES = ("A", "B", "C", "D")
+FULL_ROWS = {"A": 20_000, "B": 1_000_000, "C": 1_000, "D": 1_000_000}
+TRACE_POINTS = 1000
+WORKER_TIMEOUT_S = 1800
+QCODES_SKIPPED = "QCoDeS skipped: install the bench extra (needs Python 3.12 for qcodes 0.59+)"
+
+IMPORT_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import {module}
+seconds = time.perf_counter() - t0
+if getattr(sys.modules["{module}"], "__file__", None) is None:
+    raise ImportError("{module} is only a namespace package here (no __init__.py)")
+heavy = ("qiskit", "matplotlib", "pandas", "scipy", "qcodes")
+loaded = sorted(h for h in heavy if h in sys.modules and h != "{module}")
+result = {{"seconds": seconds, "loaded": loaded, "modules": len(sys.modules)}}
+print("{marker}" + json.dumps(result))
+"""
+
+
+@dataclass
+class Config:
+    """What to run, from the command line."""
+
+    repeats: int = 3
+    quick: bool = False
+    cases: tuple[str, ...] = CASES
+    qcodes_python: str | None = None
+    workdir: str | None = None
+    keep: bool = False
+    import_repeats: int = 5
+
+    def rows(self, case: str) -> int:
+        """Rows of a case: the issue's sizes, or a tenth of them with --quick."""
+        return FULL_ROWS[case] // 10 if self.quick else FULL_ROWS[case]
+
+
+@dataclass
+class Impl:
+    """An implementation that can be benchmarked, and the interpreter that runs it."""
+
+    name: str
+    python: str
+
+
+@dataclass
+class Results:
+    """Everything a benchmark run found; saved as JSON."""
+
+    config: dict[str, Any]
+    impls: dict[str, str] = field(default_factory=dict)  # name -> interpreter
+    notes: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    imports: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    goals: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _last_marker_json(stdout: str) -> dict[str, Any] | None:
+    """The JSON after the last ``BENCH_RESULT`` marker of a child's output."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+    return None
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_python(python: str, argv: list[str], timeout: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+    """Run ``python argv...`` from the project root; its marker JSON, or {"error": ...}."""
+    try:
+        proc = subprocess.run(
+            [python, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    data = _last_marker_json(proc.stdout) if proc.returncode == 0 else None
+    if data is None:
+        return {"error": f"exit {proc.returncode}: {_tail(proc.stderr or proc.stdout)}"}
+    return data
+
+
+def probe_import(python: str, module: str) -> dict[str, Any]:
+    """Import ``module`` in a fresh interpreter and time it."""
+    code = IMPORT_PROBE.format(module=module, marker=MARKER)
+    return run_python(python, ["-c", code], timeout=120)
+
+
+def available_impls(cfg: Config, results: Results) -> list[Impl]:
+    """raw always; qdataset and QCoDeS when they import, with a note when not."""
+    impls = [Impl("raw", sys.executable)]
+    probe = probe_import(sys.executable, "qdataset")
+    if "error" in probe:
+        results.notes.append(f"qdataset skipped: `import qdataset` failed: {probe['error']}")
+    else:
+        impls.append(Impl("qdataset", sys.executable))
+    qpython = cfg.qcodes_python or sys.executable
+    probe = probe_import(qpython, "qcodes")
+    if "error" in probe:
+        hint = "" if cfg.qcodes_python else " or pass --python PATH of an interpreter with qcodes"
+        results.notes.append(f"{QCODES_SKIPPED}{hint} (import qcodes with {qpython}: "
+                             f"{probe['error'].splitlines()[-1]})")
+    else:
+        impls.append(Impl("qcodes", qpython))
+    results.impls = {i.name: i.python for i in impls}
+    return impls
+
+
+def run_worker(
+    impl: Impl, case: str, path: Path, rows: int, run_id: str | None = None
+) -> dict[str, Any]:
+    """One measurement in a fresh process; the file size is read after the child exited."""
+    argv = ["-m", "benchmarks.worker", impl.name, case, str(path), str(rows),
+            "--points", str(TRACE_POINTS)]
+    if run_id is not None:
+        argv += ["--run-id", run_id]
+    result = run_python(impl.python, argv)
+    if "error" not in result and case in WRITE_CASES:
+        result["file_mb"] = file_size_mb(str(path))
+    result.update(case=case, impl=impl.name, rows=rows)
+    return result
+
+
+def remove_db(path: Path) -> None:
+    """Delete a database file and its WAL/SHM/journal companions."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _describe(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return "ERROR " + result["error"].splitlines()[-1][:150]
+    return f"{result['seconds']:.3f} s, peak RSS {result['peak_rss_mb']:.0f} MB"
+
+
+def run_case(case: str, impls: list[Impl], cfg: Config, workdir: Path,
+             prepared: dict[str, tuple[Path, str | None]], results: Results) -> None:
+    """Repeat one case, interleaving the implementations within each repetition."""
+    rows = cfg.rows(case)
+    for rep in range(cfg.repeats):
+        for impl in impls:
+            path = workdir / f"{case}-{impl.name}-{rep}.db"
+            run_id = None
+            if case == "D":
+                if impl.name not in prepared:
+                    continue
+                path, run_id = prepared[impl.name]
+            else:
+                remove_db(path)
+            result = run_worker(impl, case, path, rows, run_id)
+            result["repeat"] = rep
+            results.runs.append(result)
+            _say(f"  {case} {impl.name:8s} #{rep + 1}: {_describe(result)}")
+            if case == "B" and "error" not in result:
+                old = prepared.get(impl.name)
+                prepared[impl.name] = (path, result.get("run_id"))
+                if old is not None and old[0] != path:
+                    remove_db(old[0])
+            elif case != "D":
+                remove_db(path)
+
+
+def prepare_for_d(impls: list[Impl], cfg: Config, workdir: Path,
+                  prepared: dict[str, tuple[Path, str | None]], results: Results) -> None:
+    """Case D reads case B's data: write it (untimed) for implementations that lack it."""
+    for impl in impls:
+        if impl.name in prepared:
+            continue
+        path = workdir / f"D-source-{impl.name}.db"
+        remove_db(path)
+        result = run_worker(impl, "B", path, cfg.rows("D"))
+        if "error" in result:
+            results.notes.append(
+                f"case D for {impl.name}: writing its input failed: {result['error']}"
+            )
+            continue
+        prepared[impl.name] = (path, result.get("run_id"))
+
+
+def measure_imports(impls: list[Impl], cfg: Config, results: Results) -> None:
+    """Time ``import qdataset`` (and ``import qcodes``) in fresh interpreters."""
+    modules = {"qdataset": "qdataset", "qcodes": "qcodes"}
+    for impl in impls:
+        module = modules.get(impl.name)
+        if module is None:
+            continue
+        probes = [probe_import(impl.python, module) for _ in range(cfg.import_repeats)]
+        good = [p for p in probes if "error" not in p]
+        if not good:
+            results.imports[module] = {"error": probes[0]["error"]}
+            continue
+        loaded = sorted({m for p in good for m in p["loaded"]})
+        results.imports[module] = {
+            "median_ms": statistics.median(p["seconds"] for p in good) * 1000,
+            "all_ms": [p["seconds"] * 1000 for p in good],
+            "loaded": loaded,
+            "python": impl.python,
+        }
+        _say(f"  import {module}: {results.imports[module]['median_ms']:.0f} ms, also loaded: "
+             f"{', '.join(loaded) or 'none of qiskit/matplotlib/pandas/scipy'}")
+
+
+def run_all(cfg: Config) -> Results:
+    """The whole benchmark: availability, imports, cases A-D, then the summary."""
+    from benchmarks.summary import evaluate_goals, summarize
+
+    results = Results(config={**cfg.__dict__, "rows": {c: cfg.rows(c) for c in CASES},
+                              "trace_points": TRACE_POINTS, "python": sys.executable})
+    workdir = Path(cfg.workdir or tempfile.mkdtemp(prefix="qdataset-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        impls = available_impls(cfg, results)
+        for note in results.notes:
+            _say("note: " + note)
+        _say("import times (fresh interpreter):")
+        measure_imports(impls, cfg, results)
+        prepared: dict[str, tuple[Path, str | None]] = {}
+        for case in cfg.cases:
+            _say(f"case {case} ({cfg.rows(case):,} rows, {cfg.repeats} repeat(s)):")
+            if case == "D":
+                prepare_for_d(impls, cfg, workdir, prepared, results)
+            run_case(case, impls, cfg, workdir, prepared, results)
+    finally:
+        if not cfg.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            results.notes.append(f"database files kept in {workdir}")
+    results.summary = summarize(results.runs)
+    results.goals = evaluate_goals(results.summary, results.imports)
+    return results
+
+
+def save_json(results: Results, path: str) -> None:
+    """Write the results as JSON (creating the folder if needed)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results.__dict__, indent=2, default=str) + "\n", encoding="utf-8")
