@@ -35,6 +35,7 @@ from .errors import (
     ShapeError,
     StoreError,
     UnknownParameterError,
+    UnknownSubscriptionError,
     ValueTypeError,
 )
 from .paramspec import ParamSpec
@@ -95,6 +96,7 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownParameterError",
+    "UnknownSubscriptionError",
     "ValueTypeError",
     "connect",
     "dataframe_from_dataset",

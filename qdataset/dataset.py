@@ -6,7 +6,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from .errors import (
     MissingValueError,
     QDatasetError,
     UnknownParameterError,
+    UnknownSubscriptionError,
     ValueTypeError,
 )
 from .paramspec import ParamSpec, name_of
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .cursor import Cursor
     from .store import Store
     from .store.runs import RunRow, RunStorage
+    from .subscription import Subscription
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -438,7 +440,10 @@ class DataSet:
         self._flush_error = None
 
     def _after_flush(self, completed: bool = False) -> None:
-        """Hook called after rows reached the database (subscriptions use it)."""
+        """Tell the store's notifier (if anyone subscribed) that rows reached the database."""
+        notifier = self._store._notifier
+        if notifier is not None and notifier.watches(self._run.pk):
+            notifier.notify(self._run.pk, self._length, completed or self._completed)
 
     def _start_writing(self) -> None:
         """A view becomes this run's writer: take length and state from the database."""
@@ -483,6 +488,41 @@ class DataSet:
             for i, column in enumerate(chunk):
                 parts[i].append(codecs[i].decode(column))
         return [_concatenate(p, c) for p, c in zip(parts, codecs, strict=True)]
+
+    # -- subscriptions -----------------------------------------------------------------
+    def subscribe(self, callback: Callable[[DataSet, int, Any], Any], min_wait: float = 100,
+                  min_count: int = 1, state: Any = None) -> Subscription:
+        """Call ``callback(dataset, length, state)`` as results arrive.
+
+        At most once per ``min_wait`` milliseconds, only when at least
+        ``min_count`` new results arrived since the last call, and exactly once
+        more when the run is completed.  Calls come from a background thread
+        and never overlap.  Works for runs written by other processes too.
+
+        >>> sub = ds.subscribe(lambda ds, n, state: print(n), min_wait=200)
+        >>> ds.unsubscribe(sub)
+        """
+        from .subscription import Subscription
+
+        if self._writer:
+            self.flush()
+        length = self.length
+        sub = Subscription(self, callback, min_wait, min_count, state, start_length=length)
+        self._store._get_notifier().add(sub)
+        if self.is_marked_complete:
+            self._store._notifier.notify(self._run.pk, length, True)
+        return sub
+
+    def unsubscribe(self, subid: Subscription) -> None:
+        """Stop the calls of a subscription returned by :meth:`subscribe`."""
+        from .subscription import Subscription
+
+        if not isinstance(subid, Subscription) or subid.dataset is not self:
+            raise UnknownSubscriptionError(
+                f"{subid!r} is not a subscription of run {self.id!r}; pass the object "
+                "that ds.subscribe() returned"
+            )
+        self._store._get_notifier().remove(subid)
 
     def cursor(self, position: int | None = None) -> Cursor:
         """A cursor at ``position`` (default: the current end) to read what is new."""

@@ -69,6 +69,10 @@ class MetadataError(QDatasetError, ValueError):
     """Metadata is not JSON-serialisable or uses a reserved tag."""
 
 
+class UnknownSubscriptionError(QDatasetError, LookupError):
+    """unsubscribe() was given something that is not a subscription of this DataSet."""
+
+
 class FlushError(QDatasetError):
     """Buffered results could not be written; they are kept in memory."""
 

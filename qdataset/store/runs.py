@@ -121,6 +121,15 @@ class RunStorage:
         with self.reading() as conn:
             return self._run_state(conn, pk)
 
+    def run_states(self, pks: Sequence[int]) -> dict[int, tuple[int, bool]]:
+        """(length, completed) of several runs in one indexed query."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.pk, runs.c.length, runs.c.completed_at)
+                .where(runs.c.pk.in_(list(pks)))
+            )
+            return {pk: (int(length), done is not None) for pk, length, done in rows}
+
     @staticmethod
     def _run_state(conn: sa.Connection, pk: int) -> tuple[int, float | None, int]:
         count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()

@@ -18,6 +18,7 @@ from .runs import RunRow, RunStorage
 
 if TYPE_CHECKING:
     from ..dataset import DataSet
+    from ..subscription import Notifier
 
 #: Default upper bound, in seconds, on how long an accepted result stays in memory.
 DEFAULT_FLUSH_INTERVAL = 0.5
@@ -59,9 +60,19 @@ class Store:
         self.flush_interval = flush_interval
         self._storage = RunStorage(self.engine)
         self._flusher = Flusher(flush_interval)
+        self._notifier: Notifier | None = None
         self._closed = False
         self._lock = threading.Lock()
         _open_stores.add(self)
+
+    def _get_notifier(self) -> Notifier:
+        """The store's notifier thread, started on the first subscription."""
+        with self._lock:
+            if self._notifier is None:
+                from ..subscription import Notifier
+
+                self._notifier = Notifier(self)
+            return self._notifier
 
     # -- facts -------------------------------------------------------------------
     @property
@@ -102,8 +113,10 @@ class Store:
                 return
             self._closed = True
         try:
-            self._flusher.close()
+            self._flusher.close()  # the last flushes may still notify subscribers
         finally:
+            if self._notifier is not None:
+                self._notifier.close()
             self.engine.dispose()
             _open_stores.discard(self)
 

@@ -1,0 +1,337 @@
+"""Subscriptions: the specification's semantics, threads, and other processes."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from qdataset import DataSet, ParamSpec, UnknownSubscriptionError, connect
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or timeout (generous: a slow shared machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+class Recorder:
+    """A callback that records (time, length, completed, state, dataset) per call."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[tuple[float, int, bool, object, object]] = []
+        self.delay = delay
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, dataset, length, state) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        if self.delay:
+            time.sleep(self.delay)
+        completed = dataset.is_marked_complete
+        with self._lock:
+            self.calls.append((time.monotonic(), length, completed, state, dataset))
+            self.active -= 1
+
+    @property
+    def lengths(self) -> list[int]:
+        return [c[1] for c in self.calls]
+
+    @property
+    def last_is_final(self) -> bool:
+        """The last call saw the run completed."""
+        return bool(self.calls) and self.calls[-1][2]
+
+
+def finished(rec: Recorder, sub) -> bool:
+    return sub.final_calls > 0 and sub.calls == len(rec.calls)
+
+
+def assert_one_final_call(rec: Recorder, sub, length: int) -> None:
+    """Exactly one final call, the last one, carrying the final length."""
+    time.sleep(0.3)  # a second final call would arrive in this time
+    assert sub.final_calls == 1
+    assert rec.lengths[-1] == length
+    assert rec.last_is_final
+
+
+@pytest.fixture
+def ds(store):
+    return DataSet("live", [ParamSpec("x", np.float64)], store=store)
+
+
+def test_callback_gets_the_dataset_its_length_and_state(ds):
+    rec = Recorder()
+    token = object()
+    ds.subscribe(rec, min_wait=0, state=token)
+    ds.add_result(x=1.0)
+    ds.flush()
+    assert wait_for(lambda: rec.calls)
+    _, length, _, state, dataset = rec.calls[0]
+    assert dataset is ds
+    assert state is token
+    assert length == 1
+
+
+def test_state_defaults_to_none(ds):
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=0)
+    ds.add_result(x=1.0)
+    ds.mark_completed()
+    assert wait_for(lambda: finished(rec, sub))
+    assert all(c[3] is None for c in rec.calls)
+
+
+def test_min_count_is_respected_and_final_call_comes_once(ds):
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=0, min_count=10)
+    for i in range(95):
+        ds.add_result(x=float(i))
+        if i % 3 == 0:
+            ds.flush()
+    ds.mark_completed()
+    assert wait_for(lambda: finished(rec, sub))
+    assert_one_final_call(rec, sub, 95)
+    previous = 0
+    for length in rec.lengths[:-1]:
+        assert length - previous >= 10
+        previous = length
+    assert rec.lengths[-1] == 95
+
+
+def test_final_call_ignores_min_count_and_min_wait(ds):
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=60_000, min_count=1_000_000)
+    ds.add_result(x=1.0)
+    ds.add_result(x=2.0)
+    ds.mark_completed()
+    assert wait_for(lambda: finished(rec, sub))
+    assert_one_final_call(rec, sub, 2)
+    assert rec.lengths == [2]
+
+
+def test_min_wait_spaces_the_calls(ds):
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=200, min_count=1)
+    deadline = time.monotonic() + 1.5
+    i = 0
+    while time.monotonic() < deadline:
+        ds.add_result(x=float(i))
+        ds.flush()
+        i += 1
+        time.sleep(0.005)
+    ds.mark_completed()
+    assert wait_for(lambda: finished(rec, sub))
+    times = [c[0] for c in rec.calls[:-1]]  # the final call is exempt
+    assert len(times) >= 2
+    gaps = np.diff(times)
+    assert gaps.min() >= 0.2 * 0.95  # never more often than min_wait (5% timer slack)
+
+
+def test_lengths_never_decrease_and_calls_never_overlap(ds):
+    rec = Recorder(delay=0.03)
+    sub = ds.subscribe(rec, min_wait=0, min_count=1)
+    for i in range(300):
+        ds.add_result(x=float(i))
+        if i % 10 == 0:
+            ds.flush()
+    ds.mark_completed()
+    assert wait_for(lambda: finished(rec, sub))
+    assert_one_final_call(rec, sub, 300)
+    assert rec.max_active == 1
+    assert rec.lengths == sorted(rec.lengths)
+
+
+def test_unsubscribe_stops_calls(ds):
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=0)
+    ds.add_result(x=1.0)
+    ds.flush()
+    assert wait_for(lambda: rec.calls)
+    ds.unsubscribe(sub)
+    count = len(rec.calls)
+    for i in range(20):
+        ds.add_result(x=float(i))
+    ds.mark_completed()
+    time.sleep(0.3)
+    assert len(rec.calls) == count
+
+
+def test_unsubscribe_rejects_foreign_ids(ds, store):
+    other = DataSet("other", [ParamSpec("x", np.float64)], store=store)
+    sub = other.subscribe(Recorder())
+    with pytest.raises(UnknownSubscriptionError):
+        ds.unsubscribe(sub)
+    with pytest.raises(UnknownSubscriptionError):
+        ds.unsubscribe("sub-1")
+
+
+def test_raising_callback_is_logged_and_harms_nobody(ds, caplog):
+    def broken(dataset, length, state):
+        raise RuntimeError("plot window closed")
+
+    rec = Recorder()
+    with caplog.at_level(logging.ERROR, logger="qdataset"):
+        sub = ds.subscribe(broken, min_wait=0)
+        good = ds.subscribe(rec, min_wait=0)
+        for i in range(50):
+            ds.add_result(x=float(i))
+            ds.flush()
+        ds.mark_completed()
+        assert wait_for(lambda: finished(rec, good))
+        assert wait_for(lambda: sub.final_calls == 1)
+    assert_one_final_call(rec, good, 50)
+    assert ds.get_data("x")[0].tolist() == [float(i) for i in range(50)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(sub.id in m and "raised" in m for m in messages)
+
+
+def test_slow_subscriber_blocks_neither_writer_nor_others(ds):
+    release = threading.Event()
+
+    def stuck(dataset, length, state):
+        release.wait(20)
+
+    fast = Recorder()
+    ds.subscribe(stuck, min_wait=0)
+    sub = ds.subscribe(fast, min_wait=0)
+    for i in range(2000):  # would hang here if the writer waited for `stuck`
+        ds.add_result(x=float(i))
+        if i % 100 == 0:
+            ds.flush()
+    ds.mark_completed()
+    assert wait_for(lambda: finished(fast, sub))
+    assert_one_final_call(fast, sub, 2000)
+    release.set()
+
+
+def test_subscribing_to_a_completed_run_gives_one_final_call(ds):
+    ds.add_result(x=1.0)
+    ds.mark_completed()
+    rec = Recorder()
+    sub = ds.subscribe(rec, min_wait=100)
+    assert wait_for(lambda: finished(rec, sub))
+    assert_one_final_call(rec, sub, 1)
+    assert len(rec.calls) == 1
+
+
+def test_close_stops_threads_without_hanging(store_url):
+    store = connect(store_url, flush_interval=0.05)
+    ds = DataSet("live", [ParamSpec("x", np.float64)], store=store)
+    ds.subscribe(Recorder(), min_wait=0)
+    remote = connect(store_url).read_dataset(ds.id)
+    remote.subscribe(Recorder(), min_wait=10)
+    ds.add_result(x=1.0)
+    started = time.monotonic()
+    store.close()
+    remote.store.close()
+    assert time.monotonic() - started < 10
+    assert not [t for t in threading.enumerate()
+                if t.name.startswith("qdataset-") and t.is_alive()
+                and t.name != "qdataset-flusher"]
+
+
+def test_interpreter_exit_with_live_subscription_does_not_hang(tmp_path):
+    script = textwrap.dedent(f"""
+        import numpy as np, qdataset
+        store = qdataset.connect({str(tmp_path / 'exit.db')!r})
+        ds = qdataset.DataSet("exit", [qdataset.ParamSpec("x", np.float64)], store=store)
+        calls = []
+        ds.subscribe(lambda d, n, s: calls.append(n), min_wait=0)
+        for i in range(100):
+            ds.add_result(x=float(i))
+        ds.mark_completed()
+        # no close(): atexit must flush and stop the threads
+    """)
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_three_subscribers_under_100k_rows(ds):
+    """Stress: each subscriber sees non-decreasing lengths and the final length once."""
+    recorders = [Recorder(), Recorder(delay=0.01), Recorder()]
+    subs = [
+        ds.subscribe(recorders[0], min_wait=0, min_count=1),
+        ds.subscribe(recorders[1], min_wait=50, min_count=1000),
+        ds.subscribe(recorders[2], min_wait=200, min_count=5000),
+    ]
+    for i in range(100_000):
+        ds.add_result(x=float(i))
+    ds.mark_completed()
+    pairs = list(zip(recorders, subs, strict=True))
+    assert wait_for(lambda: all(finished(r, s) for r, s in pairs), timeout=30)
+    for rec, sub in pairs:
+        assert_one_final_call(rec, sub, 100_000)
+        assert rec.lengths == sorted(rec.lengths)
+    assert ds.length == 100_000
+
+
+WRITER = """
+import sys, time
+import numpy as np
+import qdataset
+store = qdataset.connect(sys.argv[1], flush_interval=0.05)
+ds = store.read_dataset(sys.argv[2])
+sys.stdin.readline()  # wait until the subscriber is ready
+for i in range(int(sys.argv[3])):
+    ds.add_result(x=float(i))
+    if i % 20 == 0:
+        time.sleep(0.01)
+ds.mark_completed()
+store.close()
+"""
+
+
+def test_subscriber_in_another_process_sees_rows_and_completion(store_url):
+    with connect(store_url) as setup:
+        run_id = DataSet("remote", [ParamSpec("x", np.float64)], store=setup).id
+    reader_store = connect(store_url)
+    try:
+        view = reader_store.read_dataset(run_id)
+        rec = Recorder()
+        cursor = view.cursor(0)
+        seen: list[float] = []
+        sub = view.subscribe(
+            lambda d, n, s: (seen.extend(cursor.read("x")[0]), rec(d, n, s)), min_wait=50)
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, store_url, run_id, "500"],
+                                  stdin=subprocess.PIPE)
+        writer.communicate(b"go\n", timeout=60)
+        assert writer.returncode == 0
+        assert wait_for(lambda: finished(rec, sub), timeout=20)
+        assert_one_final_call(rec, sub, 500)
+        assert rec.lengths == sorted(rec.lengths)
+        assert len(rec.calls) >= 2  # saw progress before completion, not only the end
+        assert seen == [float(i) for i in range(500)]
+    finally:
+        reader_store.close()
+
+
+def test_subscriber_leaves_nothing_in_the_database(store_url, tmp_path):
+    import sqlite3
+
+    store = connect(store_url)
+    ds = DataSet("clean", [ParamSpec("x", np.float64)], store=store)
+    remote_store = connect(store_url)
+    remote_store.read_dataset(ds.id).subscribe(Recorder(), min_wait=10)
+    ds.add_result(x=1.0)
+    ds.mark_completed()
+    time.sleep(0.2)
+    remote_store.close()
+    store.close()
+    db = sqlite3.connect(tmp_path / "lab.db")
+    triggers = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
+    db.close()
+    assert all("_locked_" in t for t in triggers)  # only the completion lock
