@@ -1,0 +1,100 @@
+"""Jobs: status notifications for quantum jobs, and a job queue with an Aer worker.
+
+Two features, in the same database as the runs:
+
+* :class:`JobWatcher` watches registered jobs (one, a list, or nested lists)
+  and sends exactly one notification per (job, watched status) entered,
+  through callbacks, :class:`EmailNotifier` (SMTP) and :class:`WebhookNotifier`.
+* :class:`JobQueue` (in the store) and :class:`FolderQueue` (sqooler's folder
+  layout) hold jobs for backends; ``qdataset worker --backend aer`` runs them
+  on qiskit-aer, and :class:`QueueBackend` submits circuits like a qiskit
+  backend.
+
+>>> from qdataset.jobs import JobWatcher, JobQueue
+>>> with JobWatcher(store, notifiers=[print]) as watcher:
+...     watcher.register_job(AerSimulator().run(circuit))
+
+Nothing here imports qiskit until a worker or backend needs it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BackendNotFoundError,
+    InvalidTransitionError,
+    JobError,
+    JobFailedError,
+    JobNotFoundError,
+    NotifierConfigError,
+    PayloadError,
+    RegistrationError,
+    ResultNotReadyError,
+)
+from .records import BackendStatus, ClaimedJob, QueueJobStatus
+
+_LAZY = {
+    "JobWatcher": ".watcher",
+    "JobEvent": ".notifiers",
+    "CallbackNotifier": ".notifiers",
+    "EmailNotifier": ".notifiers",
+    "WebhookNotifier": ".notifiers",
+    "JobQueue": ".queue",
+    "FolderQueue": ".folder",
+    "Worker": ".worker",
+    "encode_circuits": ".worker",
+    "run_payload": ".worker",
+    "QueueBackend": ".backend",
+    "QueueJob": ".backend",
+}
+
+if TYPE_CHECKING:
+    from .backend import QueueBackend, QueueJob
+    from .folder import FolderQueue
+    from .notifiers import CallbackNotifier, EmailNotifier, JobEvent, WebhookNotifier
+    from .queue import JobQueue
+    from .watcher import JobWatcher
+    from .worker import Worker, encode_circuits, run_payload
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qdataset.jobs' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "BackendNotFoundError",
+    "BackendStatus",
+    "CallbackNotifier",
+    "ClaimedJob",
+    "EmailNotifier",
+    "FolderQueue",
+    "InvalidTransitionError",
+    "JobError",
+    "JobEvent",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobQueue",
+    "JobWatcher",
+    "NotifierConfigError",
+    "PayloadError",
+    "QueueBackend",
+    "QueueJob",
+    "QueueJobStatus",
+    "RegistrationError",
+    "ResultNotReadyError",
+    "Worker",
+    "WebhookNotifier",
+    "encode_circuits",
+    "run_payload",
+]

@@ -1,0 +1,370 @@
+"""SQL of the jobs layer: the job watcher's records and the job queue.
+
+:class:`WatchStorage` and :class:`QueueStorage` take a :class:`~qdataset.Store`
+(or a bare SQLAlchemy Engine) and speak SQLAlchemy Core only.  Writes run in
+one transaction each (on SQLite ``BEGIN IMMEDIATE``, which also serialises
+concurrent claimers); reads use lock-free AUTOCOMMIT connections.  The only
+engine differences are behind :func:`_insert_ignoring_duplicates` and
+:func:`_lock_for_claim` (PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from .job_schema import job_backends, job_notifications, job_queue, watched_jobs
+
+
+def _engine(source: Any) -> sa.Engine:
+    return source if isinstance(source, sa.Engine) else source.engine
+
+
+@contextmanager
+def _transaction(source: Any) -> Iterator[sa.Connection]:
+    """A write transaction: ``store.transaction()`` where the Store has it."""
+    transaction = getattr(source, "transaction", None)
+    if callable(transaction):
+        with transaction() as conn:
+            yield conn
+        return
+    # BEGIN IMMEDIATE on SQLite comes from the engine's "begin" hook.
+    with _engine(source).begin() as conn:
+        yield conn
+
+
+@contextmanager
+def _reading(source: Any) -> Iterator[sa.Connection]:
+    """A read-only connection holding no lock: ``store.reading()`` where available."""
+    reading = getattr(source, "reading", None)
+    if callable(reading):
+        with reading() as conn:
+            yield conn
+        return
+    with _engine(source).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
+def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, values: dict) -> bool:
+    """Insert one row unless its primary key exists; True when it was inserted."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - Store refuses other engines
+        raise NotImplementedError(name)
+    result = conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return result.rowcount == 1
+
+
+def _lock_for_claim(conn: sa.Connection, query: sa.Select) -> sa.Select:
+    """Let concurrent claimers skip each other's rows where the engine can."""
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query  # SQLite: BEGIN IMMEDIATE already serialises the claim
+
+
+# -- job watcher ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class WatchRow:
+    """One registered job."""
+
+    job_id: str
+    notify_status: list[str]
+    last_status: str | None
+    label: str | None
+    backend: str | None
+    registered_at: float
+    updated_at: float
+    notified: list[str]
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """One (job, status) notification; delivered once ``delivered_at`` is set."""
+
+    job_id: str
+    status: str
+    previous: str | None
+    event_time: float
+
+
+class WatchStorage:
+    """All SQL about watched jobs and their notifications."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def register(self, rows: Sequence[dict[str, Any]], now: float) -> None:
+        """Insert jobs, or replace the statuses of jobs already registered.
+
+        A re-registered job keeps its last seen status and notifications, so
+        registering it again after a restart sends nothing twice.
+        """
+        t = watched_jobs
+        with _transaction(self.store) as conn:
+            for row in rows:
+                values = {"notify_status": json.dumps(row["notify_status"]), "updated_at": now}
+                if row.get("backend") is not None:
+                    values["backend"] = row["backend"]
+                if row.get("label") is not None:
+                    values["label"] = row["label"]
+                done = conn.execute(t.update().where(t.c.job_id == row["job_id"]).values(values))
+                if done.rowcount == 0:
+                    conn.execute(t.insert().values(job_id=row["job_id"], registered_at=now,
+                                                   last_status=None, **values))
+
+    def jobs(self, job_ids: Iterable[str] | None = None) -> list[WatchRow]:
+        """Registered jobs (all of them, or those in ``job_ids``), oldest first."""
+        t, n = watched_jobs, job_notifications
+        query = sa.select(t).order_by(t.c.registered_at, t.c.job_id)
+        sent = sa.select(n.c.job_id, n.c.status).order_by(n.c.event_time)
+        if job_ids is not None:
+            ids = list(job_ids)
+            query = query.where(t.c.job_id.in_(ids))
+            sent = sent.where(n.c.job_id.in_(ids))
+        with _reading(self.store) as conn:
+            rows = conn.execute(query).all()
+            notified: dict[str, list[str]] = {}
+            for job_id, status in conn.execute(sent):
+                notified.setdefault(job_id, []).append(status)
+        return [WatchRow(r.job_id, json.loads(r.notify_status), r.last_status, r.label,
+                         r.backend, r.registered_at, r.updated_at, notified.get(r.job_id, []))
+                for r in rows]
+
+    def update(self, job_id: str, values: dict[str, Any], now: float) -> bool:
+        """Change ``notify_status`` and/or ``label`` of one job; False if it is unknown."""
+        t = watched_jobs
+        values = dict(values)
+        if "notify_status" in values:
+            values["notify_status"] = json.dumps(values["notify_status"])
+        with _transaction(self.store) as conn:
+            done = conn.execute(t.update().where(t.c.job_id == job_id)
+                                .values(updated_at=now, **values))
+        return done.rowcount == 1
+
+    def delete(self, job_ids: Sequence[str] | None) -> int:
+        """Forget jobs and their notification history (all jobs when ``None``)."""
+        t, n = watched_jobs, job_notifications
+        with _transaction(self.store) as conn:
+            if job_ids is None:
+                conn.execute(n.delete())
+                return conn.execute(t.delete()).rowcount
+            conn.execute(n.delete().where(n.c.job_id.in_(list(job_ids))))
+            return conn.execute(t.delete().where(t.c.job_id.in_(list(job_ids)))).rowcount
+
+    def record_status(
+        self,
+        job_id: str,
+        status: str,
+        entered: Callable[[str | None, list[str], str], list[str]],
+        token: str,
+        now: float,
+    ) -> list[NotificationRow]:
+        """Store the status just seen; create notifications for the statuses entered.
+
+        ``entered(previous, notify_status, status)`` names the watched statuses
+        the job entered.  Each (job, status) notification row is created at most
+        once, ever; the rows created here are returned, claimed by ``token``.
+        """
+        t = watched_jobs
+        created: list[NotificationRow] = []
+        with _transaction(self.store) as conn:
+            row = conn.execute(sa.select(t.c.last_status, t.c.notify_status)
+                               .where(t.c.job_id == job_id)).first()
+            if row is None or row.last_status == status:
+                return created
+            conn.execute(t.update().where(t.c.job_id == job_id).values(last_status=status))
+            previous = row.last_status
+            for name in entered(previous, json.loads(row.notify_status), status):
+                values = {"job_id": job_id, "status": name, "previous": previous,
+                          "event_time": now, "claimed_by": token, "claimed_at": now}
+                if _insert_ignoring_duplicates(conn, job_notifications, values):
+                    created.append(NotificationRow(job_id, name, previous, now))
+        return created
+
+    def claim_undelivered(self, token: str, stale_before: float, now: float
+                          ) -> list[NotificationRow]:
+        """Take over notifications nobody is delivering (unclaimed, or claimed long ago)."""
+        n = job_notifications
+        free = sa.and_(n.c.delivered_at.is_(None),
+                       sa.or_(n.c.claimed_by.is_(None), n.c.claimed_at < stale_before))
+        with _transaction(self.store) as conn:
+            rows = conn.execute(sa.select(n.c.job_id, n.c.status, n.c.previous, n.c.event_time)
+                                .where(free).order_by(n.c.event_time)).all()
+            claimed = []
+            for r in rows:
+                done = conn.execute(n.update().where(n.c.job_id == r.job_id,
+                                                     n.c.status == r.status, free)
+                                    .values(claimed_by=token, claimed_at=now))
+                if done.rowcount == 1:
+                    claimed.append(NotificationRow(r.job_id, r.status, r.previous, r.event_time))
+        return claimed
+
+    def renew_claims(self, token: str, now: float) -> None:
+        """Keep this watcher's undelivered notifications from looking abandoned."""
+        n = job_notifications
+        with _transaction(self.store) as conn:
+            conn.execute(n.update().where(n.c.claimed_by == token, n.c.delivered_at.is_(None))
+                         .values(claimed_at=now))
+
+    def mark_delivered(self, job_id: str, status: str, error: str | None, now: float) -> None:
+        n = job_notifications
+        with _transaction(self.store) as conn:
+            conn.execute(n.update().where(n.c.job_id == job_id, n.c.status == status)
+                         .values(delivered_at=now, error=error))
+
+    def release(self, token: str) -> None:
+        """Hand this watcher's undelivered notifications to the next watcher."""
+        n = job_notifications
+        with _transaction(self.store) as conn:
+            conn.execute(n.update().where(n.c.claimed_by == token, n.c.delivered_at.is_(None))
+                         .values(claimed_by=None, claimed_at=None))
+
+    def notifications(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Notification rows as dicts (for inspection and tests)."""
+        n = job_notifications
+        query = sa.select(n).order_by(n.c.event_time, n.c.job_id)
+        if job_id is not None:
+            query = query.where(n.c.job_id == job_id)
+        with _reading(self.store) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- job queue -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueRow:
+    """One job of the queue, as stored."""
+
+    job_id: str
+    backend: str
+    username: str | None
+    status: str
+    detail: str
+    error_message: str | None
+    payload: str
+    result: str | None
+    created_at: float
+    claimed_at: float | None
+    finished_at: float | None
+
+
+def _queue_row(r: Any) -> QueueRow:
+    return QueueRow(r.job_id, r.backend, r.username, r.status, r.detail, r.error_message,
+                    r.payload, r.result, r.created_at, r.claimed_at, r.finished_at)
+
+
+class QueueStorage:
+    """All SQL about the job queue and the backend configurations."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    # backends
+    def put_config(self, name: str, config: str, now: float) -> None:
+        b = job_backends
+        with _transaction(self.store) as conn:
+            done = conn.execute(b.update().where(b.c.name == name)
+                                .values(config=config, updated_at=now))
+            if done.rowcount == 0:
+                conn.execute(b.insert().values(name=name, config=config, updated_at=now))
+
+    def get_config(self, name: str) -> str | None:
+        with _reading(self.store) as conn:
+            return conn.execute(sa.select(job_backends.c.config)
+                                .where(job_backends.c.name == name)).scalar()
+
+    def backends(self) -> list[str]:
+        with _reading(self.store) as conn:
+            return list(conn.execute(sa.select(job_backends.c.name)
+                                     .order_by(job_backends.c.name)).scalars())
+
+    def backend_state(self, name: str) -> tuple[str, float | None, int] | None:
+        """(config, last queue check, number of queued jobs), or None if unknown."""
+        q = job_queue
+        with _reading(self.store) as conn:
+            row = conn.execute(sa.select(job_backends.c.config, job_backends.c.last_queue_check)
+                               .where(job_backends.c.name == name)).first()
+            if row is None:
+                return None
+            pending = conn.execute(sa.select(sa.func.count()).select_from(q)
+                                   .where(q.c.backend == name, q.c.status == "QUEUED")).scalar()
+        return row.config, row.last_queue_check, int(pending or 0)
+
+    # jobs
+    def insert_job(self, job_id: str, backend: str, username: str | None, payload: str,
+                   now: float) -> bool:
+        """Queue a job; False (and nothing written) when the backend has no config."""
+        with _transaction(self.store) as conn:
+            known = conn.execute(sa.select(job_backends.c.name)
+                                 .where(job_backends.c.name == backend)).first()
+            if known is None:
+                return False
+            conn.execute(job_queue.insert().values(
+                job_id=job_id, backend=backend, username=username, status="QUEUED",
+                detail="Waiting for a worker.", payload=payload, created_at=now))
+        return True
+
+    def get_job(self, job_id: str) -> QueueRow | None:
+        with _reading(self.store) as conn:
+            row = conn.execute(sa.select(job_queue).where(job_queue.c.job_id == job_id)).first()
+        return None if row is None else _queue_row(row)
+
+    def job_ids(self, backend: str | None = None, status: str | None = None) -> list[str]:
+        q = job_queue
+        query = sa.select(q.c.job_id).order_by(q.c.pk)
+        if backend is not None:
+            query = query.where(q.c.backend == backend)
+        if status is not None:
+            query = query.where(q.c.status == status)
+        with _reading(self.store) as conn:
+            return list(conn.execute(query).scalars())
+
+    def claim_next(self, backend: str, worker: str | None, now: float) -> QueueRow | None:
+        """Move the oldest QUEUED job of ``backend`` to RUNNING; exactly one caller gets it."""
+        q = job_queue
+        with _transaction(self.store) as conn:
+            conn.execute(job_backends.update().where(job_backends.c.name == backend)
+                         .values(last_queue_check=now))
+            while True:
+                query = (sa.select(q).where(q.c.backend == backend, q.c.status == "QUEUED")
+                         .order_by(q.c.pk).limit(1))
+                row = conn.execute(_lock_for_claim(conn, query)).first()
+                if row is None:
+                    return None
+                done = conn.execute(
+                    q.update().where(q.c.pk == row.pk, q.c.status == "QUEUED")
+                    .values(status="RUNNING", detail="Claimed by a worker.", worker=worker,
+                            claimed_at=now))
+                if done.rowcount == 1:
+                    return replace(_queue_row(row), status="RUNNING",
+                                   detail="Claimed by a worker.", claimed_at=now)
+
+    def transition(self, job_id: str, allowed_from: Sequence[str], status: str, *, detail: str,
+                   now: float, error_message: str | None = None, result: str | None = None
+                   ) -> str | None:
+        """Move a job to ``status`` if it is in one of ``allowed_from``.
+
+        Returns None on success, else the job's current status ("" if unknown).
+        """
+        q = job_queue
+        values: dict[str, Any] = {"status": status, "detail": detail,
+                                  "error_message": error_message}
+        if result is not None:
+            values["result"] = result
+        if status in ("DONE", "ERROR", "CANCELLED"):
+            values["finished_at"] = now
+        with _transaction(self.store) as conn:
+            done = conn.execute(q.update().where(q.c.job_id == job_id,
+                                                 q.c.status.in_(list(allowed_from)))
+                                .values(values))
+            if done.rowcount == 1:
+                return None
+            current = conn.execute(sa.select(q.c.status).where(q.c.job_id == job_id)).scalar()
+        return current or ""
