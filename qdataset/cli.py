@@ -55,6 +55,9 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _add_extra_commands(commands: argparse._SubParsersAction) -> None:
     """Commands of the optional layers (jobs worker, copy), registered here."""
+    from .jobs.cli import add_worker_command
+
+    add_worker_command(commands)
 
 
 if __name__ == "__main__":
