@@ -1,0 +1,138 @@
+"""The experiment's DataSet layout: one row per circuit (per register, per sweep point).
+
+An experiment's data dicts (what ``exp.data()`` returns, as in qiskit-experiments)
+are stored as rows of an ordinary qdataset run, so numpy reads, cursors and
+subscriptions work on them:
+
+=============  ========  ==========================================================
+column         dtype     meaning
+=============  ========  ==========================================================
+job_id         str       the job that produced the row (empty for ``add_data`` dicts)
+circuit_index  int64     index of the circuit / pub in its job
+kind           str       "counts" (backend result), "sampler", "estimator" or "data"
+register       str       classical register (SamplerV2 rows)
+loc            str       JSON index of the parameter-sweep point (primitive rows)
+counts         str       JSON object bitstring -> count
+shots          int64     shots
+meas_level     int64     measurement level (2: classified bits)
+evs, stds      float64   EstimatorV2 expectation value and standard deviation
+metadata       str       JSON circuit metadata
+memory         str       JSON per-shot memory, when the job recorded it
+extra          str       JSON of every other key of the data dict
+=============  ========  ==========================================================
+
+Everything but ``kind`` is optional: a missing value is null (NaN for floats,
+masked in the arrays ``get_data`` returns).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..paramspec import ParamSpec
+from . import serialization
+
+_STR, _INT, _FLOAT = np.str_, np.int64, np.float64
+
+#: (name, dtype, how the dict value is stored: "str", "int", "float" or "json")
+COLUMNS: tuple[tuple[str, Any, str], ...] = (
+    ("job_id", _STR, "str"),
+    ("circuit_index", _INT, "int"),
+    ("kind", _STR, "str"),
+    ("register", _STR, "str"),
+    ("loc", _STR, "json"),
+    ("counts", _STR, "json"),
+    ("shots", _INT, "int"),
+    ("meas_level", _INT, "int"),
+    ("evs", _FLOAT, "float"),
+    ("stds", _FLOAT, "float"),
+    ("metadata", _STR, "json"),
+    ("memory", _STR, "json"),
+)
+EXTRA = "extra"
+NAMES = tuple(name for name, _, _ in COLUMNS) + (EXTRA,)
+
+
+def data_specs() -> list[ParamSpec]:
+    """The ParamSpecs of an experiment's DataSet."""
+    specs = [ParamSpec(name, dtype, optional=(name != "kind")) for name, dtype, _ in COLUMNS]
+    specs.append(ParamSpec(EXTRA, _STR, optional=True))
+    return specs
+
+
+def _fits(how: str, value: Any) -> bool:
+    if how == "str":
+        return isinstance(value, str)
+    if how == "int":
+        return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if how == "float":
+        return isinstance(value, float | int | np.floating | np.integer) and not isinstance(
+            value, bool | np.bool_)
+    return True
+
+
+def encode(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The row (column name -> stored value) for one data dict; None values are left out."""
+    row: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        spec = _HOW.get(key)
+        if value is None:
+            continue
+        if spec is None or not _fits(spec, value):
+            extra[key] = value
+        elif spec == "json":
+            row[key] = json.dumps(serialization.plain(value))
+        elif spec == "int":
+            row[key] = int(value)
+        elif spec == "float":
+            row[key] = float(value)
+        else:
+            row[key] = value
+    row.setdefault("kind", "data")
+    if extra:
+        row[EXTRA] = serialization.dumps(extra)
+    return row
+
+
+def decode(values: Sequence[Any]) -> dict[str, Any]:
+    """The data dict of one stored row (values in :data:`NAMES` order, None for null)."""
+    data: dict[str, Any] = {}
+    for (name, _, how), value in zip(COLUMNS, values[:-1], strict=True):
+        if value is None:
+            continue
+        if how == "json":
+            value = json.loads(value)
+            if name == "loc":
+                value = tuple(value)
+        data[name] = value
+    if data.get("kind") == "data":
+        del data["kind"]
+    if values[-1] is not None:
+        data.update(serialization.loads(values[-1]))
+    return data
+
+
+def columns_to_values(columns: Sequence[np.ndarray]) -> list[list[Any]]:
+    """Row-wise Python values (None for null) from the arrays ``get_data`` returned."""
+    out: list[list[Any]] = []
+    if not columns:
+        return out
+    prepared = []
+    for (_, _, how), array in zip((*COLUMNS, (EXTRA, _STR, "json")), columns, strict=True):
+        mask = np.ma.getmaskarray(array)
+        data = np.ma.getdata(array)
+        if how == "float":
+            mask = mask | np.isnan(data)
+        items = data.tolist()
+        prepared.append([None if m else v for v, m in zip(items, mask.tolist(), strict=True)])
+    for i in range(len(prepared[0])):
+        out.append([col[i] for col in prepared])
+    return out
+
+
+_HOW = {name: how for name, _, how in COLUMNS}
