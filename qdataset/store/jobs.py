@@ -59,8 +59,9 @@ def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, values: di
         from sqlalchemy.dialects.postgresql import insert
     else:  # pragma: no cover - Store refuses other engines
         raise NotImplementedError(name)
-    result = conn.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    key = list(table.primary_key.columns)[0]
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return conn.execute(statement).first() is not None
 
 
 def _lock_for_claim(conn: sa.Connection, query: sa.Select) -> sa.Select:
