@@ -5,10 +5,10 @@ subscription is due.  It learns about new rows in two ways:
 
 * the writing DataSet's flush tells it directly (same process and store:
   no database round trip, no polling), and
-* for runs written elsewhere (another process or another store), a
-  :class:`ChangeWatcher` of the store's engine checks cheaply at the
-  subscriptions' ``min_wait`` (on SQLite ``PRAGMA data_version`` first, then
-  one indexed query of the ``runs`` table); nothing is left in the database.
+* for runs written elsewhere (another process, store or machine), a
+  :class:`ChangeWatcher` checks cheaply at the subscriptions' ``min_wait``
+  (SQLite: ``PRAGMA data_version``; PostgreSQL: LISTEN/NOTIFY), then reads
+  only the changed runs' rows of the ``runs`` table; nothing is left behind.
 
 Callbacks run on each subscription's own delivery thread, so a slow or
 failing callback only delays itself: never ``add_result``, never another
@@ -232,7 +232,8 @@ class Notifier:
                 self._watcher = ChangeWatcher(self._store)
             states = self._watcher.changed_runs(list(remote))
         except Exception:
-            log.exception("qdataset: checking for new results failed; will retry")
+            log.exception("qdataset: checking for new results failed; retrying in 1 s")
+            self._next_poll = time.monotonic() + max(interval, 1.0)
             return
         for pk, (length, completed) in states.items():
             self.notify(pk, length, completed)
@@ -264,32 +265,57 @@ class Notifier:
 
 
 class ChangeWatcher:
-    """Cheap detection of rows written by other connections or processes."""
+    """Cheap detection of rows written by other connections, processes or machines.
+
+    SQLite: ``PRAGMA data_version`` on a held connection changes whenever
+    another connection commits; only then is the ``runs`` table queried.
+    PostgreSQL: writers send ``NOTIFY qdataset_runs, '<run pk>'`` inside their
+    transactions; a held connection LISTENs, and only announced runs are queried.
+    """
 
     def __init__(self, store: Store) -> None:
+        from .store.dialect import CHANGE_CHANNEL
+
         self._storage = store._storage
-        self._connection = store.engine.raw_connection()
-        self._sqlite = store.dialect == "sqlite"
+        self._dialect = store.dialect
+        pooled = store.engine.raw_connection()
+        self._driver = pooled.driver_connection
+        pooled.detach()  # session state (LISTEN) must not go back to the pool
         self._data_version: int | None = None
         self._last: dict[int, tuple[int, bool]] = {}
+        if self._dialect == "postgresql":
+            try:
+                self._driver.autocommit = True
+                self._driver.execute(f"LISTEN {CHANGE_CHANNEL}")
+            except BaseException:
+                self._driver.close()
+                raise
 
     def changed_runs(self, run_pks: list[int]) -> dict[int, tuple[int, bool]]:
         """(length, completed) of the runs whose state changed since the last call."""
-        if self._sqlite:
-            cursor = self._connection.cursor()
+        unseen = [pk for pk in run_pks if pk not in self._last]
+        if self._dialect == "sqlite":
+            cursor = self._driver.cursor()
             version = cursor.execute("PRAGMA data_version").fetchone()[0]
             cursor.close()
-            unknown = any(pk not in self._last for pk in run_pks)
-            if version == self._data_version and not unknown:
+            if version == self._data_version and not unseen:
                 return {}
             self._data_version = version
-        states = self._storage.run_states(run_pks)
+            wanted = run_pks
+        elif self._dialect == "postgresql":
+            announced = {int(n.payload) for n in self._driver.notifies(timeout=0)}
+            wanted = [pk for pk in run_pks if pk in announced] + unseen
+            if not wanted:
+                return {}
+        else:
+            wanted = run_pks
+        states = self._storage.run_states(wanted)
         changed = {pk: state for pk, state in states.items() if self._last.get(pk) != state}
         self._last.update(states)
         return changed
 
     def close(self) -> None:
         try:
-            self._connection.close()
+            self._driver.close()
         except Exception:  # noqa: BLE001 - closing at shutdown
             pass

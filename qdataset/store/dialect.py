@@ -22,6 +22,12 @@ _COLUMN_TYPES = {
 
 LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
 
+#: PostgreSQL LISTEN/NOTIFY channel announcing "run <pk> changed" to other machines.
+CHANGE_CHANNEL = "qdataset_runs"
+
+#: PostgreSQL truncates identifiers beyond this many bytes.
+_MAX_IDENTIFIER_BYTES = {"sqlite": None, "postgresql": 63}
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -45,7 +51,28 @@ class Dialect:
 
     def quote(self, identifier: str) -> str:
         """Always-quoted identifier, so keywords and odd characters are safe."""
-        return self._preparer.quote_identifier(identifier)
+        quoted = self._preparer.quote_identifier(identifier)
+        if self.placeholder == "%s":
+            # psycopg reads % as a placeholder marker even inside identifiers.
+            quoted = quoted.replace("%", "%%")
+        return quoted
+
+    def check_column_name(self, name: str) -> None:
+        """Reject names the engine would silently truncate."""
+        limit = _MAX_IDENTIFIER_BYTES[self.name]
+        if limit is not None and len(name.encode()) > limit:
+            from ..errors import InvalidParamSpecError
+
+            raise InvalidParamSpecError(
+                f"parameter name {name!r} is longer than {limit} bytes, the limit of "
+                f"{self.name}; choose a shorter name"
+            )
+
+    def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
+        """Statement (and parameters) announcing a change of run ``run_pk``, if any."""
+        if self.name == "postgresql":
+            return "SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(run_pk))
+        return None
 
     def placeholders(self, count: int) -> str:
         return ", ".join([self.placeholder] * count)

@@ -160,7 +160,17 @@ class RunStorage:
             )
             for statement in self.dialect.lock_statements(run.table):
                 conn.exec_driver_sql(statement)
+            self._announce(conn, run.pk)
         return completed_at
+
+    def _announce(self, conn: sa.Connection, pk: int) -> None:
+        """Tell listeners on other connections (PostgreSQL NOTIFY) that run ``pk`` changed.
+
+        Sent inside the writing transaction, so it is delivered on commit only.
+        """
+        notice = self.dialect.change_notice(pk)
+        if notice is not None:
+            conn.exec_driver_sql(*notice)
 
     def delete_run(self, run: RunRow) -> None:
         """Remove a run and its results (used to undo a failed copy)."""
@@ -190,6 +200,8 @@ class RunStorage:
     def _add_columns(self, conn: sa.Connection, pk: int, table: str,
                      specs: Sequence[ParamSpec], first_position: int) -> None:
         d = self.dialect
+        for spec in specs:
+            d.check_column_name(spec.name)
         for offset, spec in enumerate(specs):
             conn.exec_driver_sql(
                 f"ALTER TABLE {d.quote(table)} ADD COLUMN {d.quote(spec.name)} "
@@ -222,6 +234,7 @@ class RunStorage:
         with self.writing(run.run_id) as conn:
             conn.connection.cursor().executemany(sql, rows)
             conn.execute(runs.update().where(runs.c.pk == run.pk).values(length=new_length))
+            self._announce(conn, run.pk)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
                        columns: Sequence[Sequence[Any]], start: int, count: int) -> None:
@@ -236,6 +249,7 @@ class RunStorage:
             conn.execute(
                 runs.update().where(runs.c.pk == run.pk).values(length=start + count)
             )
+            self._announce(conn, run.pk)
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
@@ -264,14 +278,15 @@ class RunStorage:
                f"WHERE {d.quote(INDEX_COLUMN)} >= {d.placeholder} "
                f"AND {d.quote(INDEX_COLUMN)} < {d.placeholder} "
                f"ORDER BY {d.quote(INDEX_COLUMN)}")
+        # One index-range query per chunk: bounded memory on every engine
+        # (client-side cursors would hold a whole result in memory).
         with self.reading() as conn:
             cursor = conn.connection.cursor()
-            cursor.execute(sql, (start, end))
-            while True:
-                rows = cursor.fetchmany(CHUNK_ROWS)
-                if not rows:
-                    break
-                yield list(zip(*rows, strict=True))
+            for lo in range(start, end, CHUNK_ROWS):
+                cursor.execute(sql, (lo, min(lo + CHUNK_ROWS, end)))
+                rows = cursor.fetchall()
+                if rows:
+                    yield list(zip(*rows, strict=True))
             cursor.close()
 
     # -- metadata --------------------------------------------------------------
