@@ -17,10 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LengthMismatchError, ShapeError, ValueTypeError
+from ..errors import LengthMismatchError, MissingValueError, ShapeError, ValueTypeError
 from ..paramspec import ParamSpec, dtype_to_json
 
 _INT64 = np.iinfo(np.int64)
+
+#: numpy kinds of the values each parameter kind accepts (bool is never a number).
+_SOURCE_KINDS = {
+    "f": "iuf", "i": "iu", "u": "iu", "b": "b", "U": "U", "S": "S",
+    "c": "iufc", "M": "M", "m": "m", "V": "V",
+}
 
 
 class ColumnCodec:
@@ -107,12 +113,24 @@ class ColumnCodec:
                 f"parameter {self.spec.name!r} is a scalar; got an array of shape "
                 f"{array.shape}. Declare shape= in its ParamSpec for array values"
             )
-        self._check_cast(array.dtype, value)
+        self._check_cast(array, value)
         return array.astype(self.dtype).tobytes()
 
-    def _check_cast(self, source: np.dtype, value: Any) -> None:
-        if source.kind == "O" or not np.can_cast(source, self.dtype, "same_kind"):
+    def _check_cast(self, array: np.ndarray, value: Any) -> None:
+        """Accept the same source kinds as the bulk path; integers must fit the dtype."""
+        kind, source = self.dtype.kind, array.dtype
+        if source.kind not in _SOURCE_KINDS[kind] or (kind == "V" and source != self.dtype):
             raise self._wrong_type(value, f"values castable to {self.dtype}")
+        if kind in "iu" and source != self.dtype:
+            self._check_int_range(array, np.iinfo(self.dtype).max)
+
+    def _check_int_range(self, array: np.ndarray, high: int) -> None:
+        info = np.iinfo(self.dtype)
+        if array.size and (array.min() < info.min or array.max() > high):
+            raise ValueTypeError(
+                f"parameter {self.spec.name!r}: values outside the range of {self.dtype} "
+                f"[{info.min}, {high}]; use a wider integer type or float64"
+            )
 
     def _encode_array(self, value: Any) -> bytes:
         if isinstance(value, str | bytes) or value is None:
@@ -121,7 +139,7 @@ class ColumnCodec:
             array = np.asarray(value)
         except Exception as exc:  # noqa: BLE001
             raise self._wrong_type(value, f"an array of shape {self.spec.shape}") from exc
-        self._check_cast(array.dtype, value)
+        self._check_cast(array, value)
         self._check_shape(array.shape)
         return np.ascontiguousarray(array, dtype=self.dtype).tobytes()
 
@@ -146,13 +164,18 @@ class ColumnCodec:
         ``rows`` is the number of results the column must hold (None: any).
         """
         spec = self.spec
-        if spec.is_variable_length or (
-            isinstance(values, list | tuple)
-            and (not self.native or any(v is None for v in values))
-        ):
-            # Ragged values, explicit nulls or exotic scalars: one value at a time.
+        if spec.is_variable_length or isinstance(values, list | tuple):
+            # Ragged values and Python lists: one value at a time, so a list that
+            # numpy would silently coerce (True among floats, 5 among strings) is
+            # checked exactly like add_result checks it.
             encoded = [None if v is None else self.encode(v) for v in values]
             self._check_rows(len(encoded), rows)
+            if not spec.optional and None in encoded:
+                raise MissingValueError(
+                    f"parameter {spec.name!r} is not optional but its values contain None "
+                    f"(first at position {encoded.index(None)}); give every value, or "
+                    "declare it ParamSpec(..., optional=True)"
+                )
             return encoded
         try:
             array = np.asarray(values)
@@ -165,6 +188,8 @@ class ColumnCodec:
         self._check_shape(array.shape, rows=len(array))
         kind = self.dtype.kind
         if spec.is_array or not self.native:
+            if kind in "iu" and array.dtype != self.dtype:
+                self._check_int_range(array, np.iinfo(self.dtype).max)
             array = np.ascontiguousarray(array, dtype=self.dtype)
             itemsize = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
             # A void view turns each row into one bytes object in C.
@@ -172,12 +197,7 @@ class ColumnCodec:
         if kind == "f":
             return array.astype(np.float64, copy=False)
         if kind in "iu":
-            info = np.iinfo(self.dtype)
-            if len(array) and (array.min() < info.min or array.max() > min(info.max, _INT64.max)):
-                raise ValueTypeError(
-                    f"parameter {spec.name!r}: values outside the range of {self.dtype}; "
-                    "use a wider integer type or float64"
-                )
+            self._check_int_range(array, min(np.iinfo(self.dtype).max, _INT64.max))
             return array.astype(np.int64, copy=False)
         if kind == "b":
             return array.astype(np.int64)
@@ -197,11 +217,7 @@ class ColumnCodec:
 
     def _check_column_dtype(self, array: np.ndarray) -> None:
         kind, source = self.dtype.kind, array.dtype
-        allowed = {
-            "f": "iuf", "i": "iu", "u": "iu", "b": "b", "U": "U", "S": "S",
-            "c": "iufc", "M": "M", "m": "m", "V": "V",
-        }[kind]
-        if source.kind not in allowed or (kind == "V" and source != self.dtype):
+        if source.kind not in _SOURCE_KINDS[kind] or (kind == "V" and source != self.dtype):
             raise ValueTypeError(
                 f"parameter {self.spec.name!r} expects {dtype_to_json(self.dtype)} values, "
                 f"got an array of {source}"
