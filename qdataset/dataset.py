@@ -206,7 +206,7 @@ class DataSet:
             _check_new_specs(self._specs, specs)
             self._flush_locked()
             first = len(self._specs)
-            if column is None or not len(column):
+            if column is None or (not len(column) and self._length == 0):
                 self._storage.add_columns(self._run, specs, first)
             elif self._length == 0:
                 self._storage.add_columns(self._run, specs, first)
