@@ -119,6 +119,8 @@ class ColumnCodec:
     def _check_cast(self, array: np.ndarray, value: Any) -> None:
         """Accept the same source kinds as the bulk path; integers must fit the dtype."""
         kind, source = self.dtype.kind, array.dtype
+        if array.size == 0:
+            return  # nothing to convert; numpy calls [] float64
         if source.kind not in _SOURCE_KINDS[kind] or (kind == "V" and source != self.dtype):
             raise self._wrong_type(value, f"values castable to {self.dtype}")
         if kind in "iu" and source != self.dtype:

@@ -47,6 +47,11 @@ def create_engine(url: str) -> sa.Engine:
         return _sqlite_engine(parsed)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
+    except sa.exc.NoSuchModuleError as exc:
+        raise StoreError(
+            f"{parsed.drivername!r} is not a database SQLAlchemy knows; use a URL such as "
+            "sqlite:///lab.db or postgresql+psycopg://host/dbname"
+        ) from exc
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"the driver for {parsed.drivername} is not installed ({exc.name}); "

@@ -61,7 +61,7 @@ class RunStorage:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:  # SQLAlchemy's DBAPIError, or the driver's own (executemany)
             if self.dialect.is_lock_violation(exc):
                 raise CompletedError(
                     f"run {run_id!r} is completed, so its results cannot change; "

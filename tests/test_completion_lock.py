@@ -1,0 +1,150 @@
+"""The completion lock is enforced by the database, for every connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from helpers import snapshot, stored
+
+import qdataset
+from qdataset import CompletedError, DataSet, ParamSpec
+
+
+def _results_table(store, run_id: str) -> str:
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT results_table FROM runs WHERE run_id = :id"), {"id": run_id}
+        ).scalar_one()
+
+
+@pytest.fixture
+def done(store, xy_specs):
+    ds = DataSet("done", xy_specs, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], store=store)
+    ds.mark_completed()
+    return ds
+
+
+def test_raw_sqlite3_cannot_change_a_completed_run(tmp_path, xy_specs):
+    path = tmp_path / "lock.db"
+    with qdataset.connect(path) as store:
+        ds = DataSet("done", xy_specs, [[1.0, 2.0], [3.0, 4.0]], store=store)
+        open_ds = DataSet("open", xy_specs, [[1.0], [3.0]], store=store)
+        ds.mark_completed()
+        table = _results_table(store, ds.id)
+        open_table = _results_table(store, open_ds.id)
+        before = snapshot(ds)
+        raw = sqlite3.connect(path)
+        try:
+            statements = [
+                f'INSERT INTO "{table}" ("_qd_index", "x", "y") VALUES (2, 9.0, 9.0)',
+                f'UPDATE "{table}" SET "y" = 0.0',
+                f'UPDATE "{table}" SET "_qd_index" = "_qd_index" + 10',
+                f'DELETE FROM "{table}"',
+                f'DELETE FROM "{table}" WHERE "_qd_index" = 0',
+                f'INSERT OR REPLACE INTO "{table}" ("_qd_index", "x", "y") VALUES (0, 9.0, 9.0)',
+            ]
+            for sql in statements:
+                with pytest.raises(sqlite3.DatabaseError, match="completed"):
+                    raw.execute(sql)
+                raw.rollback()
+            # the run that is still open accepts writes
+            raw.execute(f'UPDATE "{open_table}" SET "y" = 7.0')
+            raw.commit()
+        finally:
+            raw.close()
+        assert snapshot(ds) == before == stored(store, ds.id)
+        assert store.read_dataset(open_ds.id).get_data("y")[0].tolist() == [7.0]
+
+
+def test_second_connect_cannot_change_a_completed_run(store, done):
+    before = snapshot(done)
+    table = _results_table(store, done.id)
+    with qdataset.connect(store.url) as other:
+        for sql in [f'INSERT INTO "{table}" ("_qd_index", "x", "y") VALUES (3, 1.0, 1.0)',
+                    f'UPDATE "{table}" SET "x" = 0.0',
+                    f'DELETE FROM "{table}"']:
+            with pytest.raises(sa.exc.DBAPIError), other.engine.begin() as conn:
+                conn.exec_driver_sql(sql)
+        view = other.read_dataset(done.id)
+        assert view.is_marked_complete
+        with pytest.raises(CompletedError, match=done.id):
+            view.add_result(x=1.0, y=1.0)
+        with pytest.raises(CompletedError):
+            view.add_results({"x": [1.0], "y": [1.0]})
+        with pytest.raises(CompletedError):
+            view.modify_result(0, y=None)
+        with pytest.raises(CompletedError):
+            view.add_parameter(ParamSpec("w", np.float64))
+        view.add_metadata("analysis", {"fit": 1.0})  # metadata stays writable
+    assert snapshot(done) == before == stored(store, done.id)
+    assert done.get_metadata("analysis") == {"fit": 1.0}
+
+
+def test_writer_that_missed_the_completion_is_stopped_by_the_database(store_url, xy_specs):
+    with qdataset.connect(store_url, flush_interval=60) as a, \
+            qdataset.connect(store_url, flush_interval=60) as b:
+        ds = DataSet("race", xy_specs, [[1.0, 2.0], [3.0, 4.0]], store=a)
+        late = b.read_dataset(ds.id)
+        assert late.add_result(x=5.0, y=6.0) == 2  # buffered in b, not yet flushed
+        ds.mark_completed()
+        with pytest.raises(CompletedError):
+            late.flush()
+        assert late.is_marked_complete
+        with pytest.raises(CompletedError):
+            late.add_result(x=7.0, y=8.0)
+        assert stored(a, ds.id)[0] == 2
+        assert ds.get_data("x")[0].tolist() == [1.0, 2.0]
+
+
+def test_completed_run_metadata_writable_everywhere(store, done):
+    done.add_metadata("note", "after")
+    with qdataset.connect(store.url) as other:
+        assert other.read_dataset(done.id).get_metadata("note") == "after"
+
+
+WRITER = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import qdataset
+    from qdataset import DataSet, ParamSpec
+    store = qdataset.connect(sys.argv[1], flush_interval=60)
+    ds = DataSet("died", [ParamSpec("x", np.float64)], store=store)
+    for i in range(5):
+        ds.add_result(x=float(i))
+    ds.flush()
+    ds.add_result(x=99.0)  # never flushed: the process dies
+    print(ds.id, flush=True)
+    os._exit(0)
+""")
+
+
+def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'dead.db'}"
+    out = subprocess.run([sys.executable, "-c", WRITER, url], capture_output=True, text=True,
+                         timeout=60, check=True)
+    run_id = out.stdout.strip()
+    with qdataset.connect(url) as store:
+        assert [r.id for r in store.runs(completed=False)] == [run_id]
+        assert store.runs(completed=True) == []
+        ds = store.read_dataset(run_id)
+        assert not ds.is_marked_complete
+        assert ds.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        ds.add_result(x=5.0)  # a later process may even continue it
+        ds.mark_completed()
+        assert ds.is_marked_complete
+        table = _results_table(store, run_id)
+    with qdataset.connect(url) as store:
+        (info,) = store.runs()
+        assert info.completed and info.length == 6
+    raw = sqlite3.connect(tmp_path / "dead.db")
+    try:
+        with pytest.raises(sqlite3.DatabaseError):
+            raw.execute(f'INSERT INTO "{table}" ("_qd_index", "x") VALUES (6, 1.0)')
+    finally:
+        raw.close()
