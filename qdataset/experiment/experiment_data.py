@@ -987,7 +987,8 @@ class ExperimentData:
         """Write the experiment, job and callback records, analysis results, figures,
         status history and children (recursively) to the store, in one transaction each.
 
-        The data rows are already in the store (``exp.dataset``).
+        The data rows are written by ``exp.dataset`` itself (flushed here, so a
+        :meth:`load` in another process sees all of them).
         """
         with self._save_lock:
             status = self._note_status()
@@ -995,6 +996,9 @@ class ExperimentData:
                 children = list(self._children.values())
             for child in children:
                 child.save()
+            flush = getattr(self._dataset, "flush", None)
+            if callable(flush):
+                flush()  # rows buffered by this process reach the database now
             with self._lock:
                 self._updated_at = time.time()
                 record = {
