@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -262,3 +263,45 @@ def test_real_aer_jobs_in_background(store):
                                         (jobs[1].job_id(), "DONE"),
                                         (jobs[2].job_id(), "DONE")])
     assert watcher.job_info(jobs[0].job_id())["backend"] == "aer_simulator"
+
+
+_WATCH_SCRIPT = """
+import json, sys
+import qdataset
+from qdataset.jobs import JobWatcher
+url, job_id, out = sys.argv[1:4]
+with qdataset.connect(url) as store:
+    def record(event):
+        with open(out, "a") as f:
+            f.write(json.dumps([event.job_id, event.status]) + "\\n")
+    watcher = JobWatcher(store, [record])
+    watcher.register_job(job_id, notify_status=["RUNNING", "DONE"])  # by id: a queued job
+    watcher.poll_once()
+    watcher.stop()
+"""
+
+
+def test_exactly_once_across_watcher_processes(store, store_url, tmp_path):
+    """Each run of the script is a fresh watching process; queued jobs need no live object."""
+    import subprocess
+    import sys
+
+    from qdataset.jobs import JobQueue
+
+    queue = JobQueue(store)
+    queue.upload_config("aer", {})
+    job_id = queue.submit("aer", {"x": 1})
+    out = tmp_path / "events.jsonl"
+
+    def watch_in_new_process():
+        subprocess.run([sys.executable, "-c", _WATCH_SCRIPT, store_url, job_id, str(out)],
+                       check=True, timeout=60)
+        return [tuple(json.loads(line)) for line in out.read_text().splitlines()] \
+            if out.exists() else []
+
+    assert watch_in_new_process() == []  # QUEUED is not watched
+    queue.claim_next("aer")
+    assert watch_in_new_process() == [(job_id, "RUNNING")]
+    queue.finish(job_id, {"ok": True})
+    assert watch_in_new_process() == [(job_id, "RUNNING"), (job_id, "DONE")]
+    assert watch_in_new_process() == [(job_id, "RUNNING"), (job_id, "DONE")]
