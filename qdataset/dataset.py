@@ -483,6 +483,14 @@ class DataSet:
 
     def _read(self, names: list[str], codecs: list[ColumnCodec], start: int, stop: int
               ) -> list[np.ndarray]:
+        if all(c.native and c.dtype.kind == "f" for c in codecs):
+            try:
+                matrix = self._storage.read_float_matrix(self._run, names, start, stop)
+            except (TypeError, ValueError):
+                pass  # a NULL (or a short range): decode column by column below
+            else:
+                return [np.ascontiguousarray(matrix[:, i], dtype=c.dtype)
+                        for i, c in enumerate(codecs)]
         parts: list[list[np.ndarray]] = [[] for _ in names]
         for chunk in self._storage.read_columns(self._run, names, start, stop):
             for i, column in enumerate(chunk):
