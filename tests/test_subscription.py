@@ -36,6 +36,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def __call__(self, dataset, length, state) -> None:
+        entered = time.monotonic()
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -43,7 +44,7 @@ class Recorder:
             time.sleep(self.delay)
         completed = dataset.is_marked_complete
         with self._lock:
-            self.calls.append((time.monotonic(), length, completed, state, dataset))
+            self.calls.append((entered, length, completed, state, dataset))
             self.active -= 1
 
     @property
@@ -138,7 +139,8 @@ def test_min_wait_spaces_the_calls(ds):
     times = [c[0] for c in rec.calls[:-1]]  # the final call is exempt
     assert len(times) >= 2
     gaps = np.diff(times)
-    assert gaps.min() >= 0.2 * 0.95  # never more often than min_wait (5% timer slack)
+    # Never more often than min_wait; 20% slack for thread wake-up jitter on a busy machine.
+    assert gaps.min() >= 0.2 * 0.8, gaps
 
 
 def test_lengths_never_decrease_and_calls_never_overlap(ds):
