@@ -248,3 +248,34 @@ def test_str_and_repr(store):
     exp = _build_saved(store)
     text = str(exp)
     assert "Status: DONE" in text and exp.experiment_id in repr(exp)
+
+
+def test_migration_0002_upgrades_from_0001_and_downgrades(sqlite_url):
+    from alembic import command
+    from alembic.config import Config
+
+    import qdataset
+    from qdataset.store.engine import create_engine
+    from qdataset.store.migrate import migrations_dir
+
+    engine = create_engine(sqlite_url)
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+
+    def run(step, target):
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, target)
+
+    run(command.upgrade, "0001")
+    assert "experiments" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    store = qdataset.connect(sqlite_url)  # upgrades to head
+    exp = ExperimentData(store=store, experiment_type="migrated")
+    exp.save()
+    store.close()
+    assert "experiments" in sa.inspect(engine).get_table_names()
+    run(command.downgrade, "0001")
+    names = sa.inspect(engine).get_table_names()
+    assert not {"experiments", "analysis_results", "experiment_figures"} & set(names)
+    engine.dispose()
