@@ -23,10 +23,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--name", help="only runs with this name")
     runs.set_defaults(func=_runs)
 
+    copy = commands.add_parser(
+        "copy", help="copy runs between stores, ids preserved (e.g. local file -> lab server)")
+    copy.add_argument("source", help="store URL or SQLite file to copy from")
+    copy.add_argument("target", help="store URL or SQLite file to copy to")
+    copy.add_argument("--run", action="append", dest="runs", metavar="ID",
+                      help="copy only this run (repeatable; default: every run not yet there)")
+    copy.set_defaults(func=_copy)
+
     _add_extra_commands(commands)
     args = parser.parse_args(argv)
+    from .errors import QDatasetError
+
     try:
         return int(args.func(args) or 0)
+    except QDatasetError as exc:  # a message that says what to do, without a traceback
+        print(f"qdataset {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -50,6 +63,17 @@ def _runs(args: argparse.Namespace) -> int:
         for run in store.runs(name=args.name):
             state = "completed" if run.completed else "open"
             print(f"{run.id}\t{run.length} rows\t{state}\t{run.created:%Y-%m-%d %H:%M:%S}Z")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from .io import copy_runs
+    from .store import connect
+
+    with connect(args.source) as source, connect(args.target) as target:
+        copied, skipped = copy_runs(source, target, args.runs)
+    print(f"copied {len(copied)} runs to {args.target}"
+          + (f"; {len(skipped)} already there: {', '.join(skipped)}" if skipped else ""))
     return 0
 
 

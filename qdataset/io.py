@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +22,14 @@ if TYPE_CHECKING:
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def copy_dataset(dataset: DataSet, target: Store) -> DataSet:
+def copy_dataset(dataset: DataSet, target: Store,
+                 progress: Callable[[int], Any] | None = None) -> DataSet:
     """Copy a run into ``target``: same id, values, metadata and completion.
 
-    Values move as stored (no decode/encode), chunk by chunk.  A copy that
+    Values move as stored (no decode/encode), one chunk of rows per
+    transaction; ``progress(rows)`` is called after each chunk.  A copy that
     fails part-way is removed again, so a retry starts clean.
     """
-    from .store.runs import CHUNK_ROWS
-
     if dataset._writer:
         dataset.flush()
     source = dataset._storage
@@ -36,19 +38,16 @@ def copy_dataset(dataset: DataSet, target: Store) -> DataSet:
     names = [s.name for s in specs]
     copied = target._storage.create_run(run.run_id, run.name, run.created_at, specs)
     try:
-        length = run.length
-        for start in range(0, length, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, length)
-            if not names:
-                break
-            for chunk in source.read_columns(run, names, start, stop):
-                target._storage.insert_columns(copied, names, chunk, start, len(chunk[0]))
-                start += len(chunk[0])
-        if not names and length:
-            target._storage.insert_columns(copied, [], [], 0, length)
+        position = 0
+        if names:
+            for chunk in source.read_columns(run, names, 0, run.length):
+                target._storage.insert_columns(copied, names, chunk, position, len(chunk[0]))
+                position += len(chunk[0])
+                if progress is not None:
+                    progress(len(chunk[0]))
+        elif run.length:  # results without any parameter: only their indices
+            target._storage.insert_columns(copied, [], [], 0, run.length)
         for tag, value in source.get_metadata(run.pk).items():
-            import json
-
             target._storage.set_metadata(copied, tag, json.dumps(value))
         if run.completed_at is not None:
             target._storage.complete(copied, run.completed_at)
@@ -56,6 +55,34 @@ def copy_dataset(dataset: DataSet, target: Store) -> DataSet:
         target._storage.delete_run(copied)
         raise
     return target.read_dataset(run.run_id)
+
+
+def copy_runs(source: Store, target: Store, run_ids: Iterable[str] | None = None,
+              show_progress: bool = True) -> tuple[list[str], list[str]]:
+    """Copy runs (default: all) from ``source`` to ``target``, ids preserved.
+
+    Runs already in ``target`` are skipped, so repeating a sync copies only
+    what is new.  Returns (copied ids, skipped ids).
+
+    >>> copy_runs(connect("sqlite:///local.db"), connect("postgresql+psycopg://lab/qd"))
+    """
+    from tqdm import tqdm
+
+    wanted = list(run_ids) if run_ids is not None else [r.id for r in source.runs()][::-1]
+    present = {r.id for r in target.runs()}
+    infos = {r.id: r for r in source.runs()}
+    missing = [i for i in wanted if i not in infos]
+    if missing:
+        raise RunNotFoundError(
+            f"no run {missing[0]!r} in {source.url}; list the runs with `qdataset runs`"
+        )
+    todo = [i for i in wanted if i not in present]
+    skipped = [i for i in wanted if i in present]
+    total = sum(infos[i].length for i in todo)
+    with tqdm(total=total, unit="row", disable=not show_progress, desc="copy") as bar:
+        for run_id in todo:
+            copy_dataset(source.read_dataset(run_id), target, progress=bar.update)
+    return todo, skipped
 
 
 def write_dataset(dataset: DataSet, target: Store | str | os.PathLike) -> DataSet:
