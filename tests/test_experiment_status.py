@@ -324,3 +324,14 @@ def test_duplicate_job_is_skipped_and_non_jobs_rejected(store, jobs):
         exp.add_jobs(object())
     exp.block_for_results()
     assert len(exp.data()) == 1
+
+
+def test_no_worker_threads_linger_after_the_work(store, jobs):
+    exp = ExperimentData(store=store)
+    job = jobs("a")
+    exp.add_jobs(job)
+    exp.add_analysis_callback(lambda e: None)
+    job.finish()
+    exp.block_for_results()
+    wait_until(lambda: not [t for t in threading.enumerate()
+                            if t.name.startswith(("qdataset-job", "qdataset-analysis"))])

@@ -59,17 +59,35 @@ LOG = logging.getLogger("qdataset.experiment")
 
 _pool_lock = threading.Lock()
 _pools: dict[str, futures.ThreadPoolExecutor] = {}
+_pending: dict[str, int] = {"job": 0, "analysis": 0}
 #: Threads waiting on jobs (they block in job.result()) and running analysis callbacks.
 _POOL_SIZES = {"job": 32, "analysis": 8}
 
 
-def _pool(kind: str) -> futures.ThreadPoolExecutor:
+def _submit(kind: str, fn: Callable[..., Any], *args: Any) -> futures.Future:
+    """Run ``fn(*args)`` on the shared ``kind`` pool.
+
+    A pool exists only while it has work: when its last task ends it is shut
+    down, so no idle worker threads outlive the experiments that used them.
+    """
+
+    def task() -> Any:
+        try:
+            return fn(*args)
+        finally:
+            with _pool_lock:
+                _pending[kind] -= 1
+                if _pending[kind] == 0 and _pools.get(kind) is executor:
+                    del _pools[kind]
+                    executor.shutdown(wait=False)
+
     with _pool_lock:
-        pool = _pools.get(kind)
-        if pool is None:
-            pool = _pools[kind] = futures.ThreadPoolExecutor(
+        executor = _pools.get(kind)
+        if executor is None:
+            executor = _pools[kind] = futures.ThreadPoolExecutor(
                 max_workers=_POOL_SIZES[kind], thread_name_prefix=f"qdataset-{kind}")
-        return pool
+        _pending[kind] += 1
+        return executor.submit(task)
 
 
 def _resolve(future: futures.Future, value: Any) -> bool:
@@ -459,7 +477,7 @@ class ExperimentData:
                 self._jobs[job_id] = record
                 added.append(record)
             for record in added:
-                _pool("job").submit(self._collect, record)
+                _submit("job", self._collect, record)
         if timeout is not None and added:
             watcher = threading.Thread(target=self._watch_timeout, args=(added, float(timeout)),
                                        name="qdataset-job-timeout", daemon=True)
@@ -578,8 +596,8 @@ class ExperimentData:
             depends = [r.outcome for r in self._jobs.values() if not r.acknowledged]
             depends += [c.future for c in self._callbacks.values() if not c.acknowledged]
             self._callbacks[record.callback_id] = record
-            record.future = _pool("analysis").submit(self._run_callback, record, depends,
-                                                     callback, kwargs)
+            record.future = _submit("analysis", self._run_callback, record, depends,
+                                    callback, kwargs)
         self._note_status()
         return record.callback_id
 
@@ -942,7 +960,7 @@ class ExperimentData:
                     _resolve(twin.outcome, record.status is JobStatus.DONE)
                     twin.acknowledged = record.acknowledged
                 else:
-                    _pool("job").submit(new._collect, twin)
+                    _submit("job", new._collect, twin)
         if copy_results:
             futures.wait(self._pending_futures(include_jobs=False))
             with self._lock:
