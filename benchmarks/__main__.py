@@ -1,4 +1,5 @@
-"""``python -m benchmarks``: cases A-D for raw sqlite3, qdataset and QCoDeS (issue 4).
+"""``python -m benchmarks``: cases A-D for raw sqlite3, qdataset and QCoDeS (issue 4),
+plus qdataset on PostgreSQL for cases A, B and D (issue 7) when a server answers.
 
 It prints a table and the goals, saves JSON, and exits 0 whatever it measured.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmarks.pg import DEFAULT_PG_URL
 from benchmarks.report import print_report
 from benchmarks.runner import CASES, Config, run_all, save_json
 
@@ -18,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     """The run's configuration and the JSON path from the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark qdataset against raw sqlite3 and QCoDeS (cases A-D of issue 4).",
+        description="Benchmark qdataset against raw sqlite3 and QCoDeS (cases A-D of issue 4), "
+                    "and qdataset on PostgreSQL next to SQLite (cases A, B, D; issue 7).",
     )
     add = parser.add_argument
     add("--quick", action="store_true",
@@ -29,7 +32,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
         help="interpreter with qcodes installed, for the QCoDeS cases (default: this one)")
     add("--json", default=DEFAULT_JSON, help=f"where to save results (default: {DEFAULT_JSON})")
     add("--workdir", default=None, help="where to put database files (default: a temp dir)")
-    add("--keep", action="store_true", help="keep the database files")
+    add("--keep", action="store_true", help="keep the database files (and PostgreSQL schemas)")
+    add("--no-postgres", action="store_true",
+        help="skip qdataset on PostgreSQL (cases A, B, D; default: run it if a server answers)")
+    add("--pg-url", default=DEFAULT_PG_URL,
+        help=f"PostgreSQL server to use (default: $QDATASET_BENCH_PG_URL or {DEFAULT_PG_URL}); "
+             "each measurement gets its own schema, dropped afterwards")
     ns = parser.parse_args(argv)
     cases = tuple(c.strip().upper() for c in ns.only.split(",") if c.strip())
     unknown = [c for c in cases if c not in CASES]
@@ -38,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     repeats = ns.repeats if ns.repeats is not None else (1 if ns.quick else 3)
     cfg = Config(repeats=max(1, repeats), quick=ns.quick, cases=cases,
                  qcodes_python=ns.qcodes_python, workdir=ns.workdir, keep=ns.keep,
-                 import_repeats=3 if ns.quick else 5)
+                 import_repeats=3 if ns.quick else 5, postgres=not ns.no_postgres,
+                 pg_url=ns.pg_url)
     return cfg, ns.json
 
 

@@ -1,9 +1,11 @@
 """qdataset: the same work through the public API of DESIGN.md.
 
 Untimed: creating the input data and ``qdataset.connect`` (which creates or
-upgrades the database file). Timed: creating the run (``DataSet(...)``), the
-writes, ``mark_completed`` and ``store.close`` (which flushes); for case D,
-``store.read_dataset(id)`` and ``get_data``.
+upgrades the database file, or the tables in a fresh PostgreSQL schema when
+the target is a ``postgresql+psycopg://`` URL: see ``cases_qdataset_pg.py``).
+Timed: creating the run (``DataSet(...)``), the writes, ``mark_completed``
+and ``store.close`` (which flushes); for case D, ``store.read_dataset(id)``
+and ``get_data``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from benchmarks.common import (
 
 
 def _connect(path: str) -> Any:
+    """A store on a SQLite file path, or on a database URL (PostgreSQL) as given."""
     import qdataset
 
-    return qdataset.connect("sqlite:///" + path)
+    return qdataset.connect(path if "://" in path else "sqlite:///" + path)
 
 
 def _grid_specs() -> list[Any]:

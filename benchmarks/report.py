@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.runner import Results
+from benchmarks.runner import PG_IMPL, Results
 
 CASE_TITLES = {
     "A": "row-by-row writes, 4 floats per row",
@@ -82,6 +82,21 @@ def data_checks(runs: list[dict[str, Any]]) -> str | None:
     return "case D data read back vs written: " + ", ".join(parts) + " (close: within 1e-12)"
 
 
+def postgres_lines(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """qdataset on PostgreSQL next to qdataset on SQLite, per case, in rows/s."""
+    lines = []
+    for case, per_impl in summary.items():
+        pg, lite = per_impl.get(PG_IMPL, {}), per_impl.get("qdataset", {})
+        if "rows_per_s" not in pg:
+            continue
+        ratio = (f"{pg['rows_per_s'] / lite['rows_per_s']:.2f}x"
+                 if lite.get("rows_per_s") else "-")
+        lines.append(f"  {case} {CASE_TITLES[case]}: PostgreSQL {_rate(pg['rows_per_s'])} rows/s,"
+                     f" SQLite {_rate(lite.get('rows_per_s'))} rows/s"
+                     f" (PostgreSQL/SQLite speed {ratio})")
+    return lines
+
+
 def print_report(results: Results) -> None:
     """The whole human-readable report."""
     cfg = results.config
@@ -102,6 +117,15 @@ def print_report(results: Results) -> None:
           "when the timed work began.")
     for name, python in results.impls.items():
         print(f"  {name}: {python}")
+        if name == PG_IMPL:
+            print(f"    (qdataset on PostgreSQL at {cfg.get('pg_url')}, a fresh schema per "
+                  "measurement; file MB: the schema's tables + indexes + TOAST; "
+                  "'x raw' ratios: against raw sqlite3)")
+    pg_lines = postgres_lines(results.summary)
+    if pg_lines:
+        print()
+        print("== qdataset on PostgreSQL next to SQLite (same run) ==")
+        print("\n".join(pg_lines))
     if results.imports:
         print()
         for module, probe in results.imports.items():

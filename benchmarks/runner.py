@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import pg
 from benchmarks.common import file_size_mb
 from benchmarks.worker import MARKER, WRITE_CASES
 
@@ -21,6 +22,8 @@ FULL_ROWS = {"A": 20_000, "B": 1_000_000, "C": 1_000, "D": 1_000_000}
 TRACE_POINTS = 1000
 WORKER_TIMEOUT_S = 1800
 QCODES_SKIPPED = "QCoDeS skipped: install the bench extra (needs Python 3.12 for qcodes 0.59+)"
+PG_IMPL = "qdataset-pg"
+PG_CASES = ("A", "B", "D")  # row-by-row, bulk write, bulk read (issue 7)
 
 IMPORT_PROBE = """
 import json, sys, time
@@ -47,6 +50,8 @@ class Config:
     workdir: str | None = None
     keep: bool = False
     import_repeats: int = 5
+    postgres: bool = True
+    pg_url: str = pg.DEFAULT_PG_URL
 
     def rows(self, case: str) -> int:
         """Rows of a case: the issue's sizes, or a tenth of them with --quick."""
@@ -59,6 +64,7 @@ class Impl:
 
     name: str
     python: str
+    cases: tuple[str, ...] = CASES
 
 
 @dataclass
@@ -114,6 +120,7 @@ def available_impls(cfg: Config, results: Results) -> list[Impl]:
         results.notes.append(f"qdataset skipped: `import qdataset` failed: {probe['error']}")
     else:
         impls.append(Impl("qdataset", sys.executable))
+        add_postgres(cfg, impls, results)
     qpython = cfg.qcodes_python or sys.executable
     probe = probe_import(qpython, "qcodes")
     if "error" in probe:
@@ -126,17 +133,69 @@ def available_impls(cfg: Config, results: Results) -> list[Impl]:
     return impls
 
 
+def add_postgres(cfg: Config, impls: list[Impl], results: Results) -> None:
+    """qdataset on PostgreSQL (cases A, B, D) when a server answers, else a note why not."""
+    if not cfg.postgres:
+        results.notes.append(f"{PG_IMPL} skipped: --no-postgres")
+        return
+    problem = pg.check_server(cfg.pg_url)
+    if problem is not None:
+        results.notes.append(
+            f"{PG_IMPL} skipped: no PostgreSQL server answers at {cfg.pg_url} ({problem}); "
+            "start one, point --pg-url (or QDATASET_BENCH_PG_URL) at it, "
+            "or pass --no-postgres")
+        return
+    impls.append(Impl(PG_IMPL, sys.executable, PG_CASES))
+
+
+class Targets:
+    """Where measurements write: a fresh SQLite file, or a fresh PostgreSQL schema (its URL)."""
+
+    def __init__(self, workdir: Path, pg_url: str) -> None:
+        self.workdir = workdir
+        self.pg_url = pg_url
+        self.schemas: set[str] = set()  # URLs of PostgreSQL schemas not dropped yet
+
+    def make(self, impl: Impl, label: str) -> str:
+        """An empty target for one measurement."""
+        if impl.name == PG_IMPL:
+            _, url = pg.create_schema(self.pg_url, label)
+            self.schemas.add(url)
+            return url
+        path = self.workdir / f"{label}.db"
+        remove_db(path)
+        return str(path)
+
+    def remove(self, target: str) -> None:
+        """Delete a file (with its companions) or drop a schema."""
+        if pg.is_pg(target):
+            pg.drop_schema(target)
+            self.schemas.discard(target)
+        else:
+            remove_db(Path(target))
+
+    def drop_all(self) -> None:
+        """Drop every schema still there."""
+        for url in list(self.schemas):
+            self.remove(url)
+
+
+def target_size_mb(target: str) -> float | None:
+    """Database size: the file (+WAL/journal), or the schema's tables, indexes and TOAST."""
+    return pg.schema_size_mb(target) if pg.is_pg(target) else file_size_mb(target)
+
+
 def run_worker(
-    impl: Impl, case: str, path: Path, rows: int, run_id: str | None = None
+    impl: Impl, case: str, target: str, rows: int, run_id: str | None = None
 ) -> dict[str, Any]:
-    """One measurement in a fresh process; the file size is read after the child exited."""
-    argv = ["-m", "benchmarks.worker", impl.name, case, str(path), str(rows),
+    """One measurement in a fresh process; the size is read after the child exited."""
+    argv = ["-m", "benchmarks.worker", impl.name, case, target, str(rows),
             "--points", str(TRACE_POINTS)]
     if run_id is not None:
         argv += ["--run-id", run_id]
     result = run_python(impl.python, argv)
     if "error" not in result and case in WRITE_CASES:
-        result["file_mb"] = file_size_mb(str(path))
+        result["file_mb"] = target_size_mb(target)
     result.update(case=case, impl=impl.name, rows=rows)
     return result
 
@@ -157,48 +216,49 @@ def _describe(result: dict[str, Any]) -> str:
     return f"{result['seconds']:.3f} s, peak RSS {result['peak_rss_mb']:.0f} MB"
 
 
-def run_case(case: str, impls: list[Impl], cfg: Config, workdir: Path,
-             prepared: dict[str, tuple[Path, str | None]], results: Results) -> None:
+def run_case(case: str, impls: list[Impl], cfg: Config, targets: Targets,
+             prepared: dict[str, tuple[str, str | None]], results: Results) -> None:
     """Repeat one case, interleaving the implementations within each repetition."""
     rows = cfg.rows(case)
     for rep in range(cfg.repeats):
         for impl in impls:
-            path = workdir / f"{case}-{impl.name}-{rep}.db"
+            if case not in impl.cases:
+                continue
             run_id = None
             if case == "D":
                 if impl.name not in prepared:
                     continue
-                path, run_id = prepared[impl.name]
+                target, run_id = prepared[impl.name]
             else:
-                remove_db(path)
-            result = run_worker(impl, case, path, rows, run_id)
+                target = targets.make(impl, f"{case}-{impl.name}-{rep}")
+            result = run_worker(impl, case, target, rows, run_id)
             result["repeat"] = rep
             results.runs.append(result)
-            _say(f"  {case} {impl.name:8s} #{rep + 1}: {_describe(result)}")
+            _say(f"  {case} {impl.name:11s} #{rep + 1}: {_describe(result)}")
             if case == "B" and "error" not in result:
                 old = prepared.get(impl.name)
-                prepared[impl.name] = (path, result.get("run_id"))
-                if old is not None and old[0] != path:
-                    remove_db(old[0])
+                prepared[impl.name] = (target, result.get("run_id"))
+                if old is not None and old[0] != target:
+                    targets.remove(old[0])
             elif case != "D":
-                remove_db(path)
+                targets.remove(target)
 
 
-def prepare_for_d(impls: list[Impl], cfg: Config, workdir: Path,
-                  prepared: dict[str, tuple[Path, str | None]], results: Results) -> None:
+def prepare_for_d(impls: list[Impl], cfg: Config, targets: Targets,
+                  prepared: dict[str, tuple[str, str | None]], results: Results) -> None:
     """Case D reads case B's data: write it (untimed) for implementations that lack it."""
     for impl in impls:
-        if impl.name in prepared:
+        if impl.name in prepared or "D" not in impl.cases:
             continue
-        path = workdir / f"D-source-{impl.name}.db"
-        remove_db(path)
-        result = run_worker(impl, "B", path, cfg.rows("D"))
+        target = targets.make(impl, f"D-source-{impl.name}")
+        result = run_worker(impl, "B", target, cfg.rows("D"))
         if "error" in result:
             results.notes.append(
                 f"case D for {impl.name}: writing its input failed: {result['error']}"
             )
+            targets.remove(target)
             continue
-        prepared[impl.name] = (path, result.get("run_id"))
+        prepared[impl.name] = (target, result.get("run_id"))
 
 
 def measure_imports(impls: list[Impl], cfg: Config, results: Results) -> None:
@@ -232,23 +292,27 @@ def run_all(cfg: Config) -> Results:
                               "trace_points": TRACE_POINTS, "python": sys.executable})
     workdir = Path(cfg.workdir or tempfile.mkdtemp(prefix="qdataset-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    targets = Targets(workdir, cfg.pg_url)
     try:
         impls = available_impls(cfg, results)
         for note in results.notes:
             _say("note: " + note)
         _say("import times (fresh interpreter):")
         measure_imports(impls, cfg, results)
-        prepared: dict[str, tuple[Path, str | None]] = {}
+        prepared: dict[str, tuple[str, str | None]] = {}
         for case in cfg.cases:
             _say(f"case {case} ({cfg.rows(case):,} rows, {cfg.repeats} repeat(s)):")
             if case == "D":
-                prepare_for_d(impls, cfg, workdir, prepared, results)
-            run_case(case, impls, cfg, workdir, prepared, results)
+                prepare_for_d(impls, cfg, targets, prepared, results)
+            run_case(case, impls, cfg, targets, prepared, results)
     finally:
         if not cfg.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+            targets.drop_all()
         else:
             results.notes.append(f"database files kept in {workdir}")
+            for url in sorted(targets.schemas):
+                results.notes.append(f"PostgreSQL schema kept: {pg.schema_of(url)}")
     results.summary = summarize(results.runs)
     results.goals = evaluate_goals(results.summary, results.imports)
     return results

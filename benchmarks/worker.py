@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.common import CaseArgs, file_size_mb
 
 MARKER = "BENCH_RESULT "
-IMPLS = ("raw", "qdataset", "qcodes")
+IMPLS = ("raw", "qdataset", "qcodes", "qdataset-pg")
 WRITE_CASES = ("A", "B", "C")
 
 
@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, str, CaseArgs]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
     parser.add_argument("impl", choices=IMPLS)
     parser.add_argument("case", choices=("A", "B", "C", "D"))
-    parser.add_argument("path", help="database file to write (A-C) or read (D)")
+    parser.add_argument("path", help="database file (or PostgreSQL URL) to write (A-C) or read (D)")
     parser.add_argument("rows", type=int)
     parser.add_argument("--points", type=int, default=1000, help="trace length (case C)")
     parser.add_argument("--run-id", default=None, help="run to read (case D)")
@@ -36,9 +36,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, str, CaseArgs]:
 
 def run(impl: str, case: str, args: CaseArgs) -> dict[str, Any]:
     """Run one case of one implementation and add the file size and interpreter."""
-    module = importlib.import_module(f"benchmarks.cases_{impl}")
+    module = importlib.import_module(f"benchmarks.cases_{impl.replace('-', '_')}")
+    if case not in module.CASES:
+        raise SystemExit(f"{impl} has no case {case}")
     result = module.CASES[case](args)
-    if case in WRITE_CASES:
+    if case in WRITE_CASES and "://" not in args.path:  # PostgreSQL: sized by the runner
         result["file_mb"] = file_size_mb(args.path)
     result["python"] = platform.python_version()
     return result
