@@ -332,3 +332,23 @@ def test_write_to_a_store_object(store, tmp_path, xy_specs):
     with qdataset.connect(tmp_path / "o.db") as other:
         write_dataset(ds, other)
         assert read_dataset(other, ds.id).get_data("x")[0].tolist() == [1.0]
+
+
+def test_flush_timer_waits_one_interval_then_writes(store_url, xy_specs):
+    with qdataset.connect(store_url, flush_interval=1.0) as slow, \
+            qdataset.connect(store_url) as other:
+        ds = DataSet("timer", xy_specs, store=slow)
+        ds.add_result(x=0.0, y=0.0)
+        ds.flush()
+        view = other.read_dataset(ds.id)
+        started = time.monotonic()
+        for i in range(1, 6):  # each new buffer asks the timer again
+            ds.add_result(x=float(i), y=0.0)
+            ds.flush() if i == 1 else None
+            time.sleep(0.01)
+        if time.monotonic() - started < 0.5:
+            assert view.length == 2  # rows 2..5 wait for the interval
+        deadline = time.monotonic() + 10
+        while view.length < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert view.length == 6

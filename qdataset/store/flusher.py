@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Protocol
 
 log = logging.getLogger("qdataset")
@@ -52,8 +53,11 @@ class Flusher:
                     self._cond.wait()
                 if self._closed:
                     return
-                # Let rows accumulate for one interval, then write them all.
-                self._cond.wait(self.interval)
+                # Let rows accumulate for one interval, then write them all.  More
+                # requests notify meanwhile; they must not cut the interval short.
+                deadline = time.monotonic() + self.interval
+                while not self._closed and (remaining := deadline - time.monotonic()) > 0:
+                    self._cond.wait(remaining)
                 if self._closed:
                     return
                 batch, self._pending = self._pending, {}
