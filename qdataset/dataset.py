@@ -123,7 +123,7 @@ class DataSet:
         self._width = len(specs) + 1
         self._required = [(i + 1, s.name) for i, s in enumerate(specs) if not s.optional]
         self._all_required = len(self._required) == len(specs)
-        self._insert_sql = self._storage.insert_sql(self._run.table, [s.name for s in specs])
+        self._column_names = [s.name for s in specs]
 
     # -- identity and state ---------------------------------------------------------
     @property
@@ -421,7 +421,7 @@ class DataSet:
 
     def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
         try:
-            self._storage.insert_rows(self._run, self._insert_sql, rows, new_length)
+            self._storage.insert_rows(self._run, self._column_names, rows, new_length)
         except CompletedError as exc:
             self._completed = True
             raise exc

@@ -6,7 +6,9 @@ for column types, parameter placeholders, quoting and the completion lock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -73,6 +75,28 @@ class Dialect:
         if self.name == "postgresql":
             return "SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(run_pk))
         return None
+
+    def _quote_plain(self, identifier: str) -> str:
+        """Quoted identifier for statements sent without parameters (no % doubling)."""
+        return self._preparer.quote_identifier(identifier)
+
+    def insert_many(self, cursor: Any, table: str, columns: Sequence[str],
+                    rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-insert ``rows`` (one value per column) with the engine's fastest path.
+
+        SQLite: one prepared INSERT run by ``executemany``.  PostgreSQL:
+        ``COPY ... FROM STDIN``, several times faster than an INSERT per row.
+        """
+        if self.name == "postgresql":
+            names = ", ".join(self._quote_plain(c) for c in columns)
+            with cursor.copy(f"COPY {self._quote_plain(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        names = ", ".join(self.quote(c) for c in columns)
+        cursor.executemany(
+            f"INSERT INTO {self.quote(table)} ({names}) "
+            f"VALUES ({self.placeholders(len(columns))})", rows)
 
     def placeholders(self, count: int) -> str:
         return ", ".join([self.placeholder] * count)

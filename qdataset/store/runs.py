@@ -224,30 +224,25 @@ class RunStorage:
             )
 
     # -- results -------------------------------------------------------------
-    def insert_sql(self, table: str, names: Sequence[str]) -> str:
-        d = self.dialect
-        columns = ", ".join(d.quote(n) for n in (INDEX_COLUMN, *names))
-        return (f"INSERT INTO {d.quote(table)} ({columns}) "
-                f"VALUES ({d.placeholders(len(names) + 1)})")
-
-    def insert_rows(self, run: RunRow, sql: str, rows: Iterable[Sequence[Any]],
+    def insert_rows(self, run: RunRow, names: Sequence[str], rows: Iterable[Sequence[Any]],
                     new_length: int) -> None:
         """Insert ``(index, *values)`` rows and record the new length, atomically."""
         with self.writing(run.run_id) as conn:
-            conn.connection.cursor().executemany(sql, rows)
+            self.dialect.insert_many(conn.connection.cursor(), run.table,
+                                     [INDEX_COLUMN, *names], rows)
             conn.execute(runs.update().where(runs.c.pk == run.pk).values(length=new_length))
             self._announce(conn, run.pk)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
                        columns: Sequence[Sequence[Any]], start: int, count: int) -> None:
         """Insert ``count`` rows given as columns, chunk by chunk, in one transaction."""
-        sql = self.insert_sql(run.table, names)
         with self.writing(run.run_id) as conn:
             cursor = conn.connection.cursor()
             for lo in range(0, count, CHUNK_ROWS):
                 hi = min(lo + CHUNK_ROWS, count)
                 chunk = [_as_list(col[lo:hi]) for col in columns]
-                cursor.executemany(sql, zip(range(start + lo, start + hi), *chunk, strict=True))
+                self.dialect.insert_many(cursor, run.table, [INDEX_COLUMN, *names],
+                                         zip(range(start + lo, start + hi), *chunk, strict=True))
             conn.execute(
                 runs.update().where(runs.c.pk == run.pk).values(length=start + count)
             )
