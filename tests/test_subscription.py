@@ -233,17 +233,19 @@ def test_subscribing_to_a_completed_run_gives_one_final_call(ds):
 def test_close_stops_threads_without_hanging(store_url):
     store = connect(store_url, flush_interval=0.05)
     ds = DataSet("live", [ParamSpec("x", np.float64)], store=store)
-    ds.subscribe(Recorder(), min_wait=0)
-    remote = connect(store_url).read_dataset(ds.id)
-    remote.subscribe(Recorder(), min_wait=10)
+    local = ds.subscribe(Recorder(), min_wait=0)
+    remote_store = connect(store_url)
+    remote = remote_store.read_dataset(ds.id).subscribe(Recorder(), min_wait=10)
     ds.add_result(x=1.0)
+    ds.flush()
+    assert wait_for(lambda: remote_store._notifier._watcher is not None)  # polling runs
     started = time.monotonic()
     store.close()
-    remote.store.close()
+    remote_store.close()
     assert time.monotonic() - started < 10
-    assert not [t for t in threading.enumerate()
-                if t.name.startswith("qdataset-") and t.is_alive()
-                and t.name != "qdataset-flusher"]
+    threads = [store._notifier._thread, remote_store._notifier._thread,
+               local._thread, remote._thread]
+    assert all(t is not None and not t.is_alive() for t in threads)
 
 
 def test_interpreter_exit_with_live_subscription_does_not_hang(tmp_path):
