@@ -1,7 +1,7 @@
 """SQL of the jobs layer: the job watcher's records and the job queue.
 
 :class:`WatchStorage` and :class:`QueueStorage` take a :class:`~qdataset.Store`
-(or a bare SQLAlchemy Engine) and speak SQLAlchemy Core only.  Writes run in
+and speak SQLAlchemy Core only.  Writes run in
 one transaction each (on SQLite ``BEGIN IMMEDIATE``, which also serialises
 concurrent claimers); reads use lock-free AUTOCOMMIT connections.  The only
 engine differences are behind :func:`_insert_ignoring_duplicates` and
@@ -11,43 +11,13 @@ engine differences are behind :func:`_insert_ignoring_duplicates` and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from .job_schema import job_backends, job_notifications, job_queue, watched_jobs
-
-
-def _engine(source: Any) -> sa.Engine:
-    return source if isinstance(source, sa.Engine) else source.engine
-
-
-@contextmanager
-def _transaction(source: Any) -> Iterator[sa.Connection]:
-    """A write transaction: ``store.transaction()`` where the Store has it."""
-    transaction = getattr(source, "transaction", None)
-    if callable(transaction):
-        with transaction() as conn:
-            yield conn
-        return
-    # BEGIN IMMEDIATE on SQLite comes from the engine's "begin" hook.
-    with _engine(source).begin() as conn:
-        yield conn
-
-
-@contextmanager
-def _reading(source: Any) -> Iterator[sa.Connection]:
-    """A read-only connection holding no lock: ``store.reading()`` where available."""
-    reading = getattr(source, "reading", None)
-    if callable(reading):
-        with reading() as conn:
-            yield conn
-        return
-    with _engine(source).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        yield conn
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, values: dict) -> bool:
@@ -109,7 +79,7 @@ class WatchStorage:
         registering it again after a restart sends nothing twice.
         """
         t = watched_jobs
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             for row in rows:
                 values = {"notify_status": json.dumps(row["notify_status"]), "updated_at": now}
                 if row.get("backend") is not None:
@@ -130,7 +100,7 @@ class WatchStorage:
             ids = list(job_ids)
             query = query.where(t.c.job_id.in_(ids))
             sent = sent.where(n.c.job_id.in_(ids))
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             rows = conn.execute(query).all()
             notified: dict[str, list[str]] = {}
             for job_id, status in conn.execute(sent):
@@ -145,7 +115,7 @@ class WatchStorage:
         values = dict(values)
         if "notify_status" in values:
             values["notify_status"] = json.dumps(values["notify_status"])
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             done = conn.execute(t.update().where(t.c.job_id == job_id)
                                 .values(updated_at=now, **values))
         return done.rowcount == 1
@@ -153,7 +123,7 @@ class WatchStorage:
     def delete(self, job_ids: Sequence[str] | None) -> int:
         """Forget jobs and their notification history (all jobs when ``None``)."""
         t, n = watched_jobs, job_notifications
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             if job_ids is None:
                 conn.execute(n.delete())
                 return conn.execute(t.delete()).rowcount
@@ -176,7 +146,7 @@ class WatchStorage:
         """
         t = watched_jobs
         created: list[NotificationRow] = []
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             row = conn.execute(sa.select(t.c.last_status, t.c.notify_status)
                                .where(t.c.job_id == job_id)).first()
             if row is None or row.last_status == status:
@@ -196,7 +166,7 @@ class WatchStorage:
         n = job_notifications
         free = sa.and_(n.c.delivered_at.is_(None),
                        sa.or_(n.c.claimed_by.is_(None), n.c.claimed_at < stale_before))
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             rows = conn.execute(sa.select(n.c.job_id, n.c.status, n.c.previous, n.c.event_time)
                                 .where(free).order_by(n.c.event_time)).all()
             claimed = []
@@ -211,20 +181,20 @@ class WatchStorage:
     def renew_claims(self, token: str, now: float) -> None:
         """Keep this watcher's undelivered notifications from looking abandoned."""
         n = job_notifications
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             conn.execute(n.update().where(n.c.claimed_by == token, n.c.delivered_at.is_(None))
                          .values(claimed_at=now))
 
     def mark_delivered(self, job_id: str, status: str, error: str | None, now: float) -> None:
         n = job_notifications
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             conn.execute(n.update().where(n.c.job_id == job_id, n.c.status == status)
                          .values(delivered_at=now, error=error))
 
     def release(self, token: str) -> None:
         """Hand this watcher's undelivered notifications to the next watcher."""
         n = job_notifications
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             conn.execute(n.update().where(n.c.claimed_by == token, n.c.delivered_at.is_(None))
                          .values(claimed_by=None, claimed_at=None))
 
@@ -234,7 +204,7 @@ class WatchStorage:
         query = sa.select(n).order_by(n.c.event_time, n.c.job_id)
         if job_id is not None:
             query = query.where(n.c.job_id == job_id)
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
@@ -270,26 +240,26 @@ class QueueStorage:
     # backends
     def put_config(self, name: str, config: str, now: float) -> None:
         b = job_backends
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             done = conn.execute(b.update().where(b.c.name == name)
                                 .values(config=config, updated_at=now))
             if done.rowcount == 0:
                 conn.execute(b.insert().values(name=name, config=config, updated_at=now))
 
     def get_config(self, name: str) -> str | None:
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             return conn.execute(sa.select(job_backends.c.config)
                                 .where(job_backends.c.name == name)).scalar()
 
     def backends(self) -> list[str]:
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             return list(conn.execute(sa.select(job_backends.c.name)
                                      .order_by(job_backends.c.name)).scalars())
 
     def backend_state(self, name: str) -> tuple[str, float | None, int] | None:
         """(config, last queue check, number of queued jobs), or None if unknown."""
         q = job_queue
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             row = conn.execute(sa.select(job_backends.c.config, job_backends.c.last_queue_check)
                                .where(job_backends.c.name == name)).first()
             if row is None:
@@ -302,7 +272,7 @@ class QueueStorage:
     def insert_job(self, job_id: str, backend: str, username: str | None, payload: str,
                    now: float) -> bool:
         """Queue a job; False (and nothing written) when the backend has no config."""
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             known = conn.execute(sa.select(job_backends.c.name)
                                  .where(job_backends.c.name == backend)).first()
             if known is None:
@@ -313,7 +283,7 @@ class QueueStorage:
         return True
 
     def get_job(self, job_id: str) -> QueueRow | None:
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             row = conn.execute(sa.select(job_queue).where(job_queue.c.job_id == job_id)).first()
         return None if row is None else _queue_row(row)
 
@@ -324,13 +294,13 @@ class QueueStorage:
             query = query.where(q.c.backend == backend)
         if status is not None:
             query = query.where(q.c.status == status)
-        with _reading(self.store) as conn:
+        with self.store.reading() as conn:
             return list(conn.execute(query).scalars())
 
     def claim_next(self, backend: str, worker: str | None, now: float) -> QueueRow | None:
         """Move the oldest QUEUED job of ``backend`` to RUNNING; exactly one caller gets it."""
         q = job_queue
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             conn.execute(job_backends.update().where(job_backends.c.name == backend)
                          .values(last_queue_check=now))
             while True:
@@ -361,7 +331,7 @@ class QueueStorage:
             values["result"] = result
         if status in ("DONE", "ERROR", "CANCELLED"):
             values["finished_at"] = now
-        with _transaction(self.store) as conn:
+        with self.store.transaction() as conn:
             done = conn.execute(q.update().where(q.c.job_id == job_id,
                                                  q.c.status.in_(list(allowed_from)))
                                 .values(values))

@@ -6,10 +6,13 @@ import atexit
 import os
 import threading
 import weakref
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from .engine import create_engine, normalize_url, sqlite_path
 from .flusher import Flusher
@@ -87,6 +90,19 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.engine.url!r}>"
+
+    # -- connections (for qdataset's own storage modules) ---------------------------
+    def transaction(self) -> AbstractContextManager[sa.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        >>> with store.transaction() as conn:
+        ...     conn.execute(...)
+        """
+        return self._storage.writing()
+
+    def reading(self) -> AbstractContextManager[sa.Connection]:
+        """A connection for reads that holds no lock (autocommit)."""
+        return self._storage.reading()
 
     # -- runs ---------------------------------------------------------------------
     def runs(self, name: str | None = None, completed: bool | None = None) -> list[RunInfo]:
