@@ -9,8 +9,7 @@ is one write transaction, so a reader never sees half of an experiment.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -33,41 +32,18 @@ _REPLACED = (experiment_jobs, experiment_callbacks, experiment_status_history)
 
 
 class ExperimentStorage:
-    """All SQL about experiments, for one store (or a bare engine).
+    """All SQL about experiments, for one store.
 
     >>> storage = ExperimentStorage(store)
     >>> storage.exists("5f0c...")
     False
     """
 
-    def __init__(self, store: Store | sa.Engine) -> None:
-        if isinstance(store, sa.Engine):
-            self._store = None
-            self.engine = store
-        else:
-            self._store = store
-            self.engine = store.engine
-
-    # -- connections -----------------------------------------------------------
-    @contextmanager
-    def _transaction(self) -> Iterator[sa.Connection]:
-        opener = getattr(self._store, "transaction", None)
-        if opener is not None:
-            with opener() as conn:
-                yield conn
-        else:  # engine.begin() issues BEGIN IMMEDIATE on SQLite (see engine.py)
-            with self.engine.begin() as conn:
-                yield conn
-
-    @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
-        opener = getattr(self._store, "reading", None)
-        if opener is not None:
-            with opener() as conn:
-                yield conn
-        else:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                yield conn
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.engine = store.engine
+        self._transaction = store.transaction
+        self._reading = store.reading
 
     # -- writes ------------------------------------------------------------------
     def save(
