@@ -21,14 +21,24 @@ from qdataset.jobs import (
 )
 
 
-@pytest.fixture(params=["db", "folder"])
-def make_queue(request, store_url, tmp_path):
-    """A factory: each call opens the same queue again (another 'process')."""
+@pytest.fixture(params=["db-sqlite", "db-postgresql", "folder"])
+def make_queue(request, tmp_path):
+    """A factory: each call opens the same queue again (another 'process').
+
+    JobQueue runs on both engines; FolderQueue keeps nothing in a database.
+    """
     opened = []
-    if request.param == "folder" and not store_url.startswith("sqlite"):
-        pytest.skip("FolderQueue keeps nothing in the database; it is tested once")
-    if request.param == "db":
-        url = store_url
+    schema = None
+    if request.param == "db-postgresql":
+        from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
+
+        problem = postgres_problem()
+        if problem:
+            pytest.skip(problem)
+        schema, url = postgres_schema_url()
+    elif request.param == "db-sqlite":
+        url = f"sqlite:///{tmp_path / 'lab.db'}"
+    if request.param.startswith("db"):
 
         def factory():
             store = qdataset.connect(url)
@@ -46,6 +56,8 @@ def make_queue(request, store_url, tmp_path):
     yield factory
     for store in opened:
         store.close()
+    if schema is not None:
+        drop_postgres_schema(schema)
 
 
 @pytest.fixture
