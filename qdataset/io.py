@@ -150,13 +150,14 @@ def dataframe_from_dataset(dataset: DataSet) -> pandas.DataFrame:
     arrays = dataset.get_data(*specs) if specs else []
     columns: dict[str, Any] = {}
     for spec, values in zip(specs, arrays, strict=True):
-        if isinstance(values, np.ma.MaskedArray) and not spec.is_array:
-            values = pd.array(values.filled(values.fill_value).tolist(),
-                              dtype=_nullable_dtype(values.dtype))
-            values[np.ma.getmaskarray(arrays[specs.index(spec)])] = pd.NA
-        elif spec.is_array:
-            values = list(values)
-        columns[spec.name] = values
+        if spec.is_array:
+            columns[spec.name] = list(values)
+        elif isinstance(values, np.ma.MaskedArray):  # missing ints/bools/strs -> pandas NA
+            column = pd.array(values.data.tolist(), dtype=_nullable_dtype(values.dtype))
+            column[np.ma.getmaskarray(values)] = pd.NA
+            columns[spec.name] = column
+        else:
+            columns[spec.name] = values
     frame = pd.DataFrame(columns)
     setpoints = [s.name for s in specs if s.role == "setpoint"]
     if setpoints:
