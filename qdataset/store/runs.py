@@ -263,18 +263,21 @@ class RunStorage:
                     (*values.values(), index),
                 )
 
+    def _range_select_sql(self, run: RunRow, names: Sequence[str]) -> str:
+        """SELECT of ``names`` for an index range (two parameters: start, end)."""
+        d = self.dialect
+        index = d.quote(INDEX_COLUMN)
+        return (f"SELECT {', '.join(d.quote(n) for n in names)} FROM {d.quote(run.table)} "
+                f"WHERE {index} >= {d.placeholder} AND {index} < {d.placeholder} "
+                f"ORDER BY {index}")
+
     def read_columns(self, run: RunRow, names: Sequence[str], start: int, end: int
                      ) -> Iterator[list[tuple[Any, ...]]]:
         """Yield chunks of the columns ``names`` for rows ``start <= index < end``.
 
         Each chunk is a list of per-column tuples (already transposed).
         """
-        d = self.dialect
-        columns = ", ".join(d.quote(n) for n in names)
-        sql = (f"SELECT {columns} FROM {d.quote(run.table)} "
-               f"WHERE {d.quote(INDEX_COLUMN)} >= {d.placeholder} "
-               f"AND {d.quote(INDEX_COLUMN)} < {d.placeholder} "
-               f"ORDER BY {d.quote(INDEX_COLUMN)}")
+        sql = self._range_select_sql(run, names)
         # One index-range query per chunk: bounded memory on every engine
         # (client-side cursors would hold a whole result in memory).
         with self.reading() as conn:
@@ -294,12 +297,7 @@ class RunStorage:
         numpy (``np.fromiter``) without a list of row tuples.  Raises
         TypeError when a value is NULL; the caller then takes the general path.
         """
-        d = self.dialect
-        columns = ", ".join(d.quote(n) for n in names)
-        sql = (f"SELECT {columns} FROM {d.quote(run.table)} "
-               f"WHERE {d.quote(INDEX_COLUMN)} >= {d.placeholder} "
-               f"AND {d.quote(INDEX_COLUMN)} < {d.placeholder} "
-               f"ORDER BY {d.quote(INDEX_COLUMN)}")
+        sql = self._range_select_sql(run, names)
         with self.reading() as conn:
             cursor = conn.connection.cursor()
             cursor.execute(sql, (start, end))
