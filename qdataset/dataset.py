@@ -111,7 +111,6 @@ class DataSet:
         self._length = run.length
         self._completed = run.completed_at is not None
         self._writer = writer
-        self._flush_error: BaseException | None = None
         self._set_specs(specs)
 
     def _set_specs(self, specs: list[ParamSpec]) -> None:
@@ -422,9 +421,10 @@ class DataSet:
     def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
         try:
             self._storage.insert_rows(self._run, self._column_names, rows, new_length)
-        except CompletedError as exc:
+        except CompletedError:
+            # Completed elsewhere: these rows can never be stored; the error says so.
             self._completed = True
-            raise exc
+            raise
         except Exception as exc:
             # Keep the rows, in order, ahead of anything added meanwhile.
             if requeue:
@@ -432,12 +432,10 @@ class DataSet:
                     self._pending[:0] = rows
             else:
                 self._pending[:0] = rows
-            self._flush_error = exc
             raise FlushError(
                 f"could not write {len(rows)} results of run {self.id!r} ({exc}); they are "
                 "kept in memory and written by the next flush (ds.flush() retries now)"
             ) from exc
-        self._flush_error = None
 
     def _after_flush(self, completed: bool = False) -> None:
         """Tell the store's notifier (if anyone subscribed) that rows reached the database."""

@@ -1,0 +1,33 @@
+"""A failed flush keeps the rows, in order, and the next flush writes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qdataset import DataSet, FlushError, ParamSpec
+
+
+def test_failed_flush_keeps_rows_for_the_next_flush(store, monkeypatch):
+    ds = DataSet("flaky disk", [ParamSpec("x", np.float64)], store=store)
+    ds.add_result(x=0.0)
+    ds.flush()
+    real_insert = ds._storage.insert_rows
+    calls = {"n": 0}
+
+    def failing_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full (simulated)")
+        return real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(ds._storage, "insert_rows", failing_once)
+    for i in range(1, 4):
+        ds.add_result(x=float(i))
+    with pytest.raises(FlushError, match="kept in memory"):
+        ds.flush()
+    ds.add_result(x=4.0)  # accepted meanwhile: must land after the kept rows
+    assert ds.length == 5
+    assert ds.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the read flushes
+    view = store.read_dataset(ds.id)  # and they are really in the database
+    assert view.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
