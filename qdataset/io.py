@@ -86,14 +86,21 @@ def copy_runs(source: Store, target: Store, run_ids: Iterable[str] | None = None
 
 
 def write_dataset(dataset: DataSet, target: Store | str | os.PathLike) -> DataSet:
-    """Write ``dataset`` to a store or a database file (``.db``/``.sqlite``).
+    """Write ``dataset`` to a store, a database file (``.db``/``.sqlite``) or
+    a netCDF file (``.nc``); the format is inferred from the target.
 
     >>> write_dataset(ds, "backup.db")
+    >>> write_dataset(ds, "run.nc")
     """
     from .store import Store, connect
 
     if isinstance(target, Store):
         return target.write_dataset(dataset)
+    if _is_netcdf(target):
+        from .netcdf import write_netcdf
+
+        write_netcdf(dataset, target)
+        return dataset
     path = _sqlite_target(target)
     with connect(path) as store:
         store.write_dataset(dataset)
@@ -101,15 +108,24 @@ def write_dataset(dataset: DataSet, target: Store | str | os.PathLike) -> DataSe
 
 
 def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -> DataSet:
-    """Read a run from a store or a database file; ``run_id`` may be left out
-    when the file holds exactly one run.  The returned DataSet stays bound to
-    the file's store, so it is live.
+    """Read a run from a store, a database file or a netCDF file; ``run_id`` may
+    be left out when the file holds exactly one run.  From a database file the
+    DataSet stays bound to the file's store (a live view); a netCDF file is
+    imported into the default store (once: reading it again gives that run).
 
     >>> ds = read_dataset("backup.db", "20261122-184312-sweep-1a2b3c4d")
     """
     from .store import Store, connect
 
     store = source if isinstance(source, Store) else None
+    if store is None and _is_netcdf(source):
+        from .netcdf import read_netcdf
+
+        dataset = read_netcdf(source)
+        if run_id is not None and dataset.id != run_id:
+            raise RunNotFoundError(f"{os.fspath(source)!r} holds run {dataset.id!r}, "
+                                   f"not {run_id!r}")
+        return dataset
     if store is None:
         path = _sqlite_target(source)
         if not path.exists():
@@ -126,6 +142,14 @@ def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -
     return store.read_dataset(run_id)
 
 
+#: File suffixes read and written as netCDF-4 (through xarray).
+NETCDF_SUFFIXES = (".nc", ".nc4", ".h5")
+
+
+def _is_netcdf(target: str | os.PathLike) -> bool:
+    return Path(os.fspath(target)).suffix.lower() in NETCDF_SUFFIXES
+
+
 def _sqlite_target(target: str | os.PathLike) -> Path:
     text = os.fspath(target)
     if text.startswith("sqlite:///"):
@@ -134,7 +158,8 @@ def _sqlite_target(target: str | os.PathLike) -> Path:
     if path.suffix.lower() not in SQLITE_SUFFIXES:
         raise FormatError(
             f"cannot infer a format from {path.name!r}; use a database file ending in "
-            f"{', '.join(SQLITE_SUFFIXES)} or pass a Store"
+            f"{', '.join(SQLITE_SUFFIXES)}, a netCDF file ending in "
+            f"{', '.join(NETCDF_SUFFIXES)}, or pass a Store"
         )
     return path
 
