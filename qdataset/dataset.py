@@ -241,7 +241,7 @@ class DataSet:
             self._pending.append(row)
             first = len(self._pending) == 1
         if first:
-            self._store._flusher.request(self)
+            self._request_flush()
         return index
 
     def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
@@ -271,7 +271,7 @@ class DataSet:
             was_empty = not self._pending
             self._pending.extend(rows)
         if rows and was_empty:
-            self._store._flusher.request(self)
+            self._request_flush()
         return first
 
     def _add_columns(self, columns: Mapping[str, Any]) -> int:
@@ -436,6 +436,13 @@ class DataSet:
                 f"could not write {len(rows)} results of run {self.id!r} ({exc}); they are "
                 "kept in memory and written by the next flush (ds.flush() retries now)"
             ) from exc
+
+    def _request_flush(self) -> None:
+        """Ask the store's flusher to write the buffer: within the flush interval, or
+        sooner when subscribers of this run in this store want news more often."""
+        notifier = self._store._notifier
+        delay = notifier.flush_delay(self._run.pk) if notifier is not None else None
+        self._store._flusher.request(self, delay)
 
     def _after_flush(self, completed: bool = False) -> None:
         """Tell the store's notifier (if anyone subscribed) that rows reached the database."""

@@ -35,6 +35,9 @@ Callback = Callable[["DataSet", int, Any], Any]
 
 _ids = itertools.count(1)
 
+#: Shortest flush delay subscribers can ask of a writer, in seconds.
+MIN_FLUSH_DELAY = 0.02
+
 
 class Subscription:
     """A registered callback; returned (opaquely) by :meth:`DataSet.subscribe`."""
@@ -164,6 +167,16 @@ class Notifier:
 
     def watches(self, run_pk: int) -> bool:
         return run_pk in self._subs
+
+    def flush_delay(self, run_pk: int) -> float | None:
+        """How soon a writer of ``run_pk`` should flush for its subscribers (None: no hurry).
+
+        The shortest ``min_wait`` among them, but no less than MIN_FLUSH_DELAY,
+        so a min_wait of 0 does not turn every result into a transaction.
+        """
+        with self._cond:
+            waits = [s.min_wait for s in self._subs.get(run_pk, ()) if s.active]
+        return max(MIN_FLUSH_DELAY, min(waits)) if waits else None
 
     # -- news ------------------------------------------------------------------------------
     def notify(self, run_pk: int, length: int, completed: bool) -> None:

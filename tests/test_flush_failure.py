@@ -31,3 +31,32 @@ def test_failed_flush_keeps_rows_for_the_next_flush(store, monkeypatch):
     assert ds.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the read flushes
     view = store.read_dataset(ds.id)  # and they are really in the database
     assert view.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_failed_background_flush_is_retried(store_url, monkeypatch):
+    import time
+
+    import qdataset
+
+    store = qdataset.connect(store_url, flush_interval=0.05)
+    try:
+        ds = DataSet("retry", [ParamSpec("x", np.float64)], store=store)
+        real_insert = ds._storage.insert_rows
+        calls = {"n": 0}
+
+        def failing_once(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError("database briefly unreachable (simulated)")
+            return real_insert(*args, **kwargs)
+
+        monkeypatch.setattr(ds._storage, "insert_rows", failing_once)
+        ds.add_result(x=7.0)  # then nothing: only the flusher's retry can store it
+        view = store.read_dataset(ds.id)
+        deadline = time.monotonic() + 10
+        while view.length < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert calls["n"] >= 2
+        assert view.get_data("x")[0].tolist() == [7.0]
+    finally:
+        store.close()

@@ -339,3 +339,17 @@ def test_subscriber_leaves_nothing_in_the_database(store_url, tmp_path):
     triggers = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
     db.close()
     assert all("_locked_" in t for t in triggers)  # only the completion lock
+
+
+def test_subscribers_make_the_writer_flush_sooner(store_url):
+    """With a 30 s flush interval, a subscriber with min_wait=50 ms still hears within seconds."""
+    store = connect(store_url, flush_interval=30)
+    try:
+        ds = DataSet("eager", [ParamSpec("x", np.float64)], store=store)
+        rec = Recorder()
+        ds.subscribe(rec, min_wait=50)
+        ds.add_result(x=1.0)  # no explicit flush, no read
+        assert wait_for(lambda: rec.calls, timeout=10)
+        assert rec.lengths[0] == 1
+    finally:
+        store.close()

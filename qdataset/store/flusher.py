@@ -15,57 +15,67 @@ class Flushable(Protocol):
 
 
 class Flusher:
-    """Flushes every buffer handed to :meth:`request` within ``interval`` seconds.
+    """Flushes every buffer handed to :meth:`request` by its deadline.
 
-    One daemon thread per store, started on first use.  A buffer waiting to
-    be flushed is referenced here, so rows are never lost to garbage
-    collection of a DataSet that still has unwritten results.
+    One daemon thread per store, started on first use.  Each request carries
+    a delay (at most ``interval``): rows wait at most that long in memory.  A
+    buffer waiting to be flushed is referenced here, so rows are never lost to
+    garbage collection of a DataSet that still has unwritten results.  A
+    failed background flush is retried one interval later.
     """
 
     def __init__(self, interval: float, name: str = "qdataset-flusher") -> None:
         self.interval = interval
         self._name = name
-        self._pending: dict[int, Flushable] = {}
+        self._pending: dict[int, tuple[Flushable, float]] = {}  # id -> (buffer, deadline)
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def request(self, buffer: Flushable) -> None:
-        """Schedule ``buffer.flush()`` within the interval."""
+    def request(self, buffer: Flushable, delay: float | None = None) -> None:
+        """Schedule ``buffer.flush()`` within ``delay`` seconds (default: the interval)."""
+        wait = self.interval if delay is None else min(delay, self.interval)
+        deadline = time.monotonic() + wait
         with self._cond:
             if self._closed:
                 raise RuntimeError("the store is closed")
-            self._pending[id(buffer)] = buffer
+            current = self._pending.get(id(buffer))
+            if current is None or deadline < current[1]:
+                self._pending[id(buffer)] = (buffer, deadline)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
 
-    def discard(self, buffer: Flushable) -> None:
-        """Forget ``buffer`` (it flushed itself)."""
-        with self._cond:
-            self._pending.pop(id(buffer), None)
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                # Let rows accumulate for one interval, then write them all.  More
-                # requests notify meanwhile; they must not cut the interval short.
-                deadline = time.monotonic() + self.interval
-                while not self._closed and (remaining := deadline - time.monotonic()) > 0:
-                    self._cond.wait(remaining)
-                if self._closed:
-                    return
-                batch, self._pending = self._pending, {}
-            for buffer in batch.values():
+                # Sleep until the earliest deadline; new requests wake us to
+                # re-check, but never make a buffer flush before its deadline.
+                while True:
+                    if self._closed:
+                        return
+                    if not self._pending:
+                        self._cond.wait()
+                        continue
+                    now = time.monotonic()
+                    earliest = min(deadline for _, deadline in self._pending.values())
+                    if earliest <= now:
+                        break
+                    self._cond.wait(earliest - now)
+                due = [buffer for buffer, deadline in self._pending.values() if deadline <= now]
+                for buffer in due:
+                    del self._pending[id(buffer)]
+            for buffer in due:
                 try:
                     buffer.flush()
-                except Exception:  # the rows stay buffered; the next flush retries
-                    log.exception("qdataset: background flush failed; rows kept in memory")
+                except Exception:  # the rows stay buffered; retry one interval later
+                    log.exception("qdataset: background flush failed; rows kept in memory, "
+                                  "retrying in %.1f s", self.interval)
+                    with self._cond:
+                        if not self._closed:
+                            self._pending.setdefault(
+                                id(buffer), (buffer, time.monotonic() + self.interval))
 
     def close(self) -> None:
         """Stop the thread and flush what is still pending, in the caller's thread."""
@@ -78,7 +88,7 @@ class Flusher:
         with self._cond:
             batch, self._pending = self._pending, {}
         errors = []
-        for buffer in batch.values():
+        for buffer, _ in batch.values():
             try:
                 buffer.flush()
             except Exception as exc:  # keep flushing the others
