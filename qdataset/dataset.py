@@ -108,6 +108,7 @@ class DataSet:
         self._lock = threading.Lock()  # guards the buffer, length and specs
         self._io_lock = threading.RLock()  # orders this run's database writes
         self._pending: list[list[Any]] = []
+        self._flush_due = float("inf")  # when the oldest buffered row must be written
         self._length = run.length
         self._completed = run.completed_at is not None
         self._writer = writer
@@ -242,6 +243,10 @@ class DataSet:
             first = len(self._pending) == 1
         if first:
             self._request_flush()
+        elif time.monotonic() >= self._flush_due:
+            # Overdue: a busy measurement loop starves the flusher thread of the
+            # GIL (sqlite3 releases it per row), so the writer flushes itself.
+            self.flush()
         return index
 
     def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
@@ -272,6 +277,8 @@ class DataSet:
             self._pending.extend(rows)
         if rows and was_empty:
             self._request_flush()
+        elif rows and time.monotonic() >= self._flush_due:
+            self.flush()  # overdue (see add_result)
         return first
 
     def _add_columns(self, columns: Mapping[str, Any]) -> int:
@@ -442,6 +449,9 @@ class DataSet:
         sooner when subscribers of this run in this store want news more often."""
         notifier = self._store._notifier
         delay = notifier.flush_delay(self._run.pk) if notifier is not None else None
+        if delay is None or delay > self._store.flush_interval:
+            delay = self._store.flush_interval
+        self._flush_due = time.monotonic() + delay
         self._store._flusher.request(self, delay)
 
     def _after_flush(self, completed: bool = False) -> None:
