@@ -26,6 +26,7 @@ from .errors import (
     ValueTypeError,
 )
 from .paramspec import ParamSpec, name_of
+from .recent import RecentRows
 from .store.codec import ColumnCodec
 from .store.schema import INDEX_COLUMN
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     from .store import Store
     from .store.runs import RunRow, RunStorage
     from .subscription import Subscription
+
+#: A writer flushes its own buffer once the oldest row waited this fraction of the
+#: flush delay; the flusher thread's deadline is the full delay (idle writers).
+WRITER_FLUSH_FRACTION = 0.8
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -109,6 +114,7 @@ class DataSet:
         self._io_lock = threading.RLock()  # orders this run's database writes
         self._pending: list[list[Any]] = []
         self._flush_due = float("inf")  # when the oldest buffered row must be written
+        self._recent: RecentRows | None = None  # decoded recent rows, once a cursor exists
         self._length = run.length
         self._completed = run.completed_at is not None
         self._writer = writer
@@ -221,6 +227,7 @@ class DataSet:
             else:
                 self._storage.add_columns(self._run, specs, first, {specs[0].name: column})
             self._set_specs(self._specs + specs)
+            self._forget_recent()
 
     # -- writing ---------------------------------------------------------------------
     def add_result(self, *args: Mapping[str, Any], **kwargs: Any) -> int:
@@ -299,6 +306,7 @@ class DataSet:
             if count:
                 self._storage.insert_columns(self._run, names, encoded, first, count)
                 self._length = first + count
+                self._forget_recent()
         self._after_flush()
         return first
 
@@ -357,6 +365,7 @@ class DataSet:
                     f"which has {self._length} results (valid indices 0..{self._length - 1})"
                 )
             self._flush_locked()
+            self._forget_recent()
             self._storage.update_rows(
                 self._run, [(int(start_index) + i, c) for i, c in enumerate(encoded)]
             )
@@ -414,6 +423,7 @@ class DataSet:
             with self._lock:
                 rows, self._pending = self._pending, []
                 new_length = self._length
+                self._store._flusher.discard(self)  # in the lock: see _request_flush
             if rows:
                 self._write_rows(rows, new_length, requeue=True)
         if rows:
@@ -422,12 +432,16 @@ class DataSet:
     def _flush_locked(self) -> None:
         """Flush while holding both locks (schema changes, completion)."""
         rows, self._pending = self._pending, []
+        self._store._flusher.discard(self)
         if rows:
             self._write_rows(rows, self._length, requeue=False)
 
     def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
         try:
             self._storage.insert_rows(self._run, self._column_names, rows, new_length)
+            if self._recent is not None:
+                self._recent.add(rows, self._column_names,
+                                 [self._codecs[n] for n in self._column_names])
         except CompletedError:
             # Completed elsewhere: these rows can never be stored; the error says so.
             self._completed = True
@@ -451,7 +465,9 @@ class DataSet:
         delay = notifier.flush_delay(self._run.pk) if notifier is not None else None
         if delay is None or delay > self._store.flush_interval:
             delay = self._store.flush_interval
-        self._flush_due = time.monotonic() + delay
+        # A busy writer flushes itself a little before the flusher thread would:
+        # the two then never write at the same time (see add_result).
+        self._flush_due = time.monotonic() + WRITER_FLUSH_FRACTION * delay
         self._store._flusher.request(self, delay)
 
     def _after_flush(self, completed: bool = False) -> None:
@@ -551,7 +567,27 @@ class DataSet:
         """A cursor at ``position`` (default: the current end) to read what is new."""
         from .cursor import Cursor
 
+        if self._writer and self._recent is None:
+            with self._io_lock:
+                self._recent = RecentRows()
         return Cursor(self, self.length if position is None else position)
+
+    def _read_recent(self, names: list[str], start: int) -> list[np.ndarray] | None:
+        """New rows from ``start`` out of the writer's decoded cache (None: not cached)."""
+        if self._recent is None:
+            return None
+        codecs = [self._codec(n) for n in names]
+        self.flush()
+        with self._io_lock:
+            arrays = self._recent.read(names, start)
+        if arrays is None:
+            return None
+        return [c.empty() if a is None else a for a, c in zip(arrays, codecs, strict=True)]
+
+    def _forget_recent(self) -> None:
+        """Drop cached rows after the data changed other than by appending (io lock held)."""
+        if self._recent is not None:
+            self._recent.clear()
 
     # -- context manager ---------------------------------------------------------------
     def __enter__(self) -> DataSet:

@@ -85,3 +85,70 @@ def test_cursor_on_a_view_from_another_connection(store_url, ds):
         ds.add_result(x=2.0, n=2)
         ds.flush()
         assert cur.read("n")[0].tolist() == [2]
+
+
+def test_writer_cursor_reads_match_the_database_through_every_kind_of_change(store):
+    """Reads served from the writer's decoded cache equal what the database holds."""
+    rng = np.random.default_rng(3)
+    ds = DataSet("mixed", [ParamSpec("x", np.float64), ParamSpec("n", np.int64, optional=True),
+                           ParamSpec("s", np.str_), ParamSpec("z", np.complex64),
+                           ParamSpec("t", np.float32, shape=(2,))], store=store)
+    cur = ds.cursor(0)
+    served = {"cache": 0}
+    read_recent = ds._read_recent
+
+    def counting(names, start):
+        arrays = read_recent(names, start)
+        served["cache"] += arrays is not None
+        return arrays
+
+    ds._read_recent = counting
+    seen = 0
+    for _ in range(60):
+        action = rng.integers(0, 6)
+        if action <= 2:
+            for _ in range(int(rng.integers(1, 30))):
+                i = ds.length
+                ds.add_result(x=i * 0.5, n=None if i % 7 == 0 else i, s=f"r{i}",
+                              z=complex(i, -i), t=[i, -i])
+        elif action == 3:
+            k = int(rng.integers(1, 50))
+            start = ds.length
+            ds.add_results({"x": np.arange(start, start + k) * 0.5,
+                            "n": np.arange(start, start + k), "s": [f"b{j}" for j in range(k)],
+                            "z": np.ones(k, np.complex64), "t": np.zeros((k, 2), np.float32)})
+        elif action == 4 and ds.length:
+            ds.modify_result(int(rng.integers(0, ds.length)), x=-1.0)
+        else:
+            before = cur.position
+            got = cur.read("x", "n", "s", "z", "t")
+            assert cur.position == ds.length
+            expected = ds.get_data("x", "n", "s", "z", "t", start=before, end=cur.position)
+            for g, e in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(np.ma.getdata(g), np.ma.getdata(e))
+                np.testing.assert_array_equal(np.ma.getmaskarray(g), np.ma.getmaskarray(e))
+                assert g.dtype.kind == e.dtype.kind
+            seen += len(got[0])
+    ds.add_parameter(ParamSpec("late", np.float64, optional=True))
+    ds.add_result(x=1.0, n=1, s="a", z=1j, t=[0, 0], late=2.0)
+    late = cur.read("late", "x")
+    assert late[0][-1] == 2.0 and np.isnan(late[0][:-1]).all()
+    assert seen + len(late[0]) == ds.length
+    assert served["cache"] >= 2  # the cache path was really exercised
+
+
+def test_recent_rows_window_is_bounded():
+    from qdataset.recent import RecentRows
+    from qdataset.store.codec import ColumnCodec
+
+    codec = ColumnCodec(ParamSpec("x", np.float64))
+    recent = RecentRows(limit=100)
+    for batch in range(10):
+        rows = [[i, float(i)] for i in range(batch * 40, batch * 40 + 40)]
+        recent.add(rows, ["x"], [codec])
+    assert recent.stop == 400
+    assert recent.stop - recent.start <= 140  # at most limit + one batch
+    assert recent.read(["x"], 10) is None  # dropped: the caller reads the database
+    assert recent.read(["x"], 390)[0].tolist() == [float(i) for i in range(390, 400)]
+    recent.add([[500, 1.0]], ["x"], [codec])  # a gap starts a new window
+    assert (recent.start, recent.stop) == (500, 501)

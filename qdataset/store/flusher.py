@@ -47,6 +47,11 @@ class Flusher:
                 self._thread.start()
             self._cond.notify()
 
+    def discard(self, buffer: Flushable) -> None:
+        """Forget a pending request: ``buffer`` flushed itself."""
+        with self._cond:
+            self._pending.pop(id(buffer), None)
+
     def _run(self) -> None:
         while True:
             with self._cond:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from ..errors import CompletedError, RunExistsError, RunNotFoundError
 from ..paramspec import ParamSpec
+from .codec import columns_of
 from .dialect import Dialect
 from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
 
@@ -275,7 +276,7 @@ class RunStorage:
                      ) -> Iterator[list[tuple[Any, ...]]]:
         """Yield chunks of the columns ``names`` for rows ``start <= index < end``.
 
-        Each chunk is a list of per-column tuples (already transposed).
+        Each chunk is a list of per-column lists (already transposed).
         """
         sql = self._range_select_sql(run, names)
         # One index-range query per chunk: bounded memory on every engine
@@ -286,7 +287,7 @@ class RunStorage:
                 cursor.execute(sql, (lo, min(lo + CHUNK_ROWS, end)))
                 rows = cursor.fetchall()
                 if rows:
-                    yield list(zip(*rows, strict=True))
+                    yield columns_of(rows, len(names))
             cursor.close()
 
     def read_float_matrix(self, run: RunRow, names: Sequence[str], start: int, end: int
