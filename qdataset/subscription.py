@@ -36,7 +36,7 @@ Callback = Callable[["DataSet", int, Any], Any]
 _ids = itertools.count(1)
 
 #: Shortest flush delay subscribers can ask of a writer, in seconds.
-MIN_FLUSH_DELAY = 0.02
+MIN_FLUSH_DELAY = 0.05
 
 
 class Subscription:
