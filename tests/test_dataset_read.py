@@ -293,3 +293,13 @@ def test_sql_looking_run_names(store, xy_specs, name):
     view = store.read_dataset(ds.id)
     assert view.get_metadata(name) == {name: name}
     assert snapshot(view) == stored(store, ds.id) == snapshot(ds)
+
+
+def test_missing_complex_values_are_nan_in_both_parts(store):
+    ds = DataSet("cplx", [ParamSpec("x", np.float64)], store=store)
+    ds.add_result(x=1.0)
+    ds.add_parameter(ParamSpec("z", np.complex128, optional=True))
+    ds.add_result(x=2.0, z=1 + 2j)
+    z = ds.get_data("z")[0]
+    assert np.isnan(z[0].real) and np.isnan(z[0].imag)
+    assert z[1] == 1 + 2j

@@ -279,7 +279,9 @@ class ColumnCodec:
     def _decode_raw_with_nulls(self, column: Sequence[Any]) -> np.ndarray:
         shape = self.spec.shape
         item = np.zeros(shape or (), dtype=self.dtype)
-        if self.dtype.kind in "fc":
+        if self.dtype.kind == "c":
+            item[...] = complex(np.nan, np.nan)  # NaN in both parts, as documented
+        elif self.dtype.kind == "f":
             item[...] = np.nan
         filler = item.tobytes()
         mask = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
