@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,8 +35,8 @@ def copy_dataset(dataset: DataSet, target: Store,
     run = source.get_run(dataset.id)
     specs = source.load_specs(run.pk)
     names = [s.name for s in specs]
-    copied = target._storage.create_run(run.run_id, run.name, run.created_at, specs)
-    try:
+    with target._storage.filling_new_run(run.run_id, run.name, run.created_at,
+                                         specs) as copied:
         position = 0
         if names:
             for chunk in source.read_columns(run, names, 0, run.length):
@@ -47,13 +46,7 @@ def copy_dataset(dataset: DataSet, target: Store,
                     progress(len(chunk[0]))
         elif run.length:  # results without any parameter: only their indices
             target._storage.insert_columns(copied, [], [], 0, run.length)
-        for tag, value in source.get_metadata(run.pk).items():
-            target._storage.set_metadata(copied, tag, json.dumps(value))
-        if run.completed_at is not None:
-            target._storage.complete(copied, run.completed_at)
-    except BaseException:
-        target._storage.delete_run(copied)
-        raise
+        target._storage.restore_state(copied, source.get_metadata(run.pk), run.completed_at)
     return target.read_dataset(run.run_id)
 
 

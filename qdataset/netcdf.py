@@ -131,18 +131,11 @@ def read_netcdf(path: str | os.PathLike, store: Store | None = None) -> DataSet:
                                 for v, gone in zip(values, missing, strict=True)])
             else:
                 columns.append(codec.encode_column(values, rows=count))
-        storage = store._storage
-        run = storage.create_run(run_id, str(attrs["qdataset_name"]),
-                                 float(attrs["qdataset_created_at"]), specs)
-        try:
+        completed_at = float(attrs["qdataset_completed_at"])
+        with store._storage.filling_new_run(run_id, str(attrs["qdataset_name"]),
+                                            float(attrs["qdataset_created_at"]), specs) as run:
             if count:
-                storage.insert_columns(run, [s.name for s in specs], columns, 0, count)
-            for tag, value in json.loads(attrs["qdataset_metadata"]).items():
-                storage.set_metadata(run, tag, json.dumps(value))
-            completed_at = float(attrs["qdataset_completed_at"])
-            if completed_at >= 0:
-                storage.complete(run, completed_at)
-        except BaseException:
-            storage.delete_run(run)
-            raise
+                store._storage.insert_columns(run, [s.name for s in specs], columns, 0, count)
+            store._storage.restore_state(run, json.loads(attrs["qdataset_metadata"]),
+                                         completed_at if completed_at >= 0 else None)
     return store.read_dataset(run_id)

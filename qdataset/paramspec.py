@@ -117,7 +117,7 @@ class ParamSpec:
         self.label = str(label)
         if isinstance(depends_on, str):
             depends_on = [depends_on]
-        self.depends_on = tuple(_name_of(d) for d in depends_on)
+        self.depends_on = tuple(name_of(d) for d in depends_on)
         if name in self.depends_on:
             raise InvalidParamSpecError(f"parameter {name!r} cannot depend on itself")
         self.metadata = dict(metadata) if metadata is not None else {}
@@ -216,7 +216,7 @@ class ParamSpec:
         return f"ParamSpec({self.name!r}, {dtype_to_json(self.type)!r}{tail})"
 
 
-def _name_of(param: Any) -> str:
+def name_of(param: Any) -> str:
     """The parameter name of a string, a ParamSpec or any object with ``.name``."""
     if isinstance(param, str):
         return param
@@ -248,5 +248,3 @@ def _normalize_shape(shape: Iterable[int | None], name: str) -> tuple[int | None
             )
     return tuple(None if d is None else int(d) for d in dims)
 
-
-name_of = _name_of

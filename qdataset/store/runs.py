@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,8 +120,12 @@ class RunStorage:
 
     def run_state(self, pk: int) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count) of a run, in one cheap read."""
+        count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()
         with self.reading() as conn:
-            return self._run_state(conn, pk)
+            row = conn.execute(
+                sa.select(runs.c.length, runs.c.completed_at, count).where(runs.c.pk == pk)
+            ).one()
+        return int(row[0]), row[1], int(row[2])
 
     def run_states(self, pks: Sequence[int]) -> dict[int, tuple[int, bool]]:
         """(length, completed) of several runs in one indexed query."""
@@ -132,14 +135,6 @@ class RunStorage:
                 .where(runs.c.pk.in_(list(pks)))
             )
             return {pk: (int(length), done is not None) for pk, length, done in rows}
-
-    @staticmethod
-    def _run_state(conn: sa.Connection, pk: int) -> tuple[int, float | None, int]:
-        count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()
-        row = conn.execute(
-            sa.select(runs.c.length, runs.c.completed_at, count).where(runs.c.pk == pk)
-        ).one()
-        return int(row[0]), row[1], int(row[2])
 
     def load_specs(self, pk: int) -> list[ParamSpec]:
         with self.reading() as conn:
@@ -174,6 +169,26 @@ class RunStorage:
         notice = self.dialect.change_notice(pk)
         if notice is not None:
             conn.exec_driver_sql(*notice)
+
+    @contextmanager
+    def filling_new_run(self, run_id: str, name: str, created_at: float,
+                        specs: Sequence[ParamSpec]) -> Iterator[RunRow]:
+        """Create a run to fill (copy, import); if filling fails, remove it again so
+        a retry starts clean."""
+        run = self.create_run(run_id, name, created_at, specs)
+        try:
+            yield run
+        except BaseException:
+            self.delete_run(run)
+            raise
+
+    def restore_state(self, run: RunRow, metadata: dict[str, Any],
+                      completed_at: float | None) -> None:
+        """Give a copied or imported run its metadata and, if any, its completion time."""
+        for tag, value in metadata.items():
+            self.set_metadata(run, tag, json.dumps(value))
+        if completed_at is not None:
+            self.complete(run, completed_at)
 
     def delete_run(self, run: RunRow) -> None:
         """Remove a run and its results (used to undo a failed copy)."""
@@ -332,8 +347,3 @@ def _run_row(row: sa.Row) -> RunRow:
 def _as_list(values: Any) -> list:
     """Python values for the DBAPI: numpy arrays become lists in C."""
     return values.tolist() if hasattr(values, "tolist") else list(values)
-
-
-def now() -> float:
-    """Unix time, the timestamp format of every qdataset table."""
-    return time.time()
