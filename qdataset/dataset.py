@@ -233,11 +233,7 @@ class DataSet:
     def add_result(self, *args: Mapping[str, Any], **kwargs: Any) -> int:
         """Add one result, as keywords or one dict; returns its index."""
         if args:
-            if len(args) != 1 or kwargs or not isinstance(args[0], Mapping):
-                raise ValueTypeError(
-                    "add_result takes keyword arguments or a single dict of name -> value"
-                )
-            kwargs = args[0]  # type: ignore[assignment]
+            kwargs = _single_mapping(args, kwargs, "add_result takes keyword arguments")
         if not self._writer:
             self._start_writing()
         row = self._encode_row(kwargs)
@@ -332,11 +328,8 @@ class DataSet:
     def modify_result(self, index: int, *args: Mapping[str, Any], **kwargs: Any) -> None:
         """Change values of result ``index``; a value of None removes it."""
         if args:
-            if len(args) != 1 or kwargs or not isinstance(args[0], Mapping):
-                raise ValueTypeError(
-                    "modify_result takes an index and keyword arguments or a single dict"
-                )
-            kwargs = args[0]  # type: ignore[assignment]
+            kwargs = _single_mapping(args, kwargs,
+                                     "modify_result takes an index and keyword arguments")
         self.modify_results(index, [kwargs])
 
     def modify_results(self, start_index: int, updates: Sequence[Mapping[str, Any]]) -> None:
@@ -632,6 +625,13 @@ def make_run_id(name: str, created: float) -> str:
     """``YYYYmmdd-HHMMSS-<name>-<8 hex>``: sortable, readable and unique."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(created))
     return f"{stamp}-{name}-{secrets.token_hex(4)}"
+
+
+def _single_mapping(args: tuple, kwargs: dict[str, Any], usage: str) -> Mapping[str, Any]:
+    """The one dict given positionally instead of keywords (the spec allows either)."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], Mapping):
+        raise ValueTypeError(f"{usage} or a single dict of name -> value")
+    return args[0]
 
 
 def _check_new_specs(existing: list[ParamSpec], new: list[ParamSpec]) -> None:
