@@ -207,13 +207,9 @@ class RunStorage:
             self._add_columns(conn, run.pk, run.table, specs, first_position)
             if values:
                 names = list(values)
-                sets = ", ".join(f"{self.dialect.quote(n)} = {self.dialect.placeholder}"
-                                 for n in names)
-                sql = (f"UPDATE {self.dialect.quote(run.table)} SET {sets} "
-                       f"WHERE {self.dialect.quote(INDEX_COLUMN)} = {self.dialect.placeholder}")
                 count = len(values[names[0]])
                 rows = zip(*(_as_list(values[n]) for n in names), range(count), strict=True)
-                conn.connection.cursor().executemany(sql, rows)
+                conn.connection.cursor().executemany(self._update_sql(run, names), rows)
 
     def _add_columns(self, conn: sa.Connection, pk: int, table: str,
                      specs: Sequence[ParamSpec], first_position: int) -> None:
@@ -266,18 +262,19 @@ class RunStorage:
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
-        d = self.dialect
         with self.writing(run.run_id) as conn:
             cursor = conn.connection.cursor()
             for index, values in updates:
                 if not values:
                     continue
-                sets = ", ".join(f"{d.quote(n)} = {d.placeholder}" for n in values)
-                cursor.execute(
-                    f"UPDATE {d.quote(run.table)} SET {sets} "
-                    f"WHERE {d.quote(INDEX_COLUMN)} = {d.placeholder}",
-                    (*values.values(), index),
-                )
+                cursor.execute(self._update_sql(run, list(values)), (*values.values(), index))
+
+    def _update_sql(self, run: RunRow, names: Sequence[str]) -> str:
+        """UPDATE of ``names`` for one row index (parameters: the values, then the index)."""
+        d = self.dialect
+        sets = ", ".join(f"{d.quote(n)} = {d.placeholder}" for n in names)
+        return (f"UPDATE {d.quote(run.table)} SET {sets} "
+                f"WHERE {d.quote(INDEX_COLUMN)} = {d.placeholder}")
 
     def _range_select_sql(self, run: RunRow, names: Sequence[str]) -> str:
         """SELECT of ``names`` for an index range (two parameters: start, end)."""
