@@ -45,19 +45,20 @@ class Cursor:
         return max(0, self.dataset.length - self._position)
 
     def read(self, *params: Any) -> list[np.ndarray]:
-        """Parallel arrays of ``params`` for all results after the cursor; advances it."""
+        """Parallel arrays of ``params`` (default: all) for the results after the cursor;
+        advances it past them.
+
+        Inside a subscription callback on the writing DataSet, the read returns
+        the stored results (at least up to the ``length`` the callback was given)
+        rather than forcing the writer's buffer to the database.
+        """
         with self._lock:
-            start = self._position
             names = [name_of(p) for p in params] or [s.name for s in self.dataset._specs]
-            recent = self.dataset._read_recent(names, start)
-            if recent is not None:  # the writer's own fresh rows: no database round trip
-                self._position = start + len(recent[0]) if recent else start
-                return recent
-            end = self.dataset.length
-            if end <= start:
-                return self.dataset.get_data(*params, start=start, end=start)
-            arrays = self.dataset.get_data(*params, start=start, end=end)
-            self._position = start + (len(arrays[0]) if arrays else end - start)
+            if not names:  # a run without parameters: nothing to return but the count
+                self._position = max(self._position, self.dataset.length)
+                return []
+            arrays = self.dataset._read_new(names, self._position)
+            self._position += len(arrays[0])
             return arrays
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from .paramspec import ParamSpec, name_of
 from .recent import RecentRows
 from .store.codec import ColumnCodec
 from .store.schema import INDEX_COLUMN
+from .subscription import in_callback
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -565,17 +566,28 @@ class DataSet:
                 self._recent = RecentRows()
         return Cursor(self, self.length if position is None else position)
 
-    def _read_recent(self, names: list[str], start: int) -> list[np.ndarray] | None:
-        """New rows from ``start`` out of the writer's decoded cache (None: not cached)."""
-        if self._recent is None:
-            return None
+    def _read_new(self, names: list[str], start: int) -> list[np.ndarray]:
+        """Values of ``names`` for every stored result from ``start`` on (for cursors).
+
+        Outside callbacks the writer's buffer is flushed first, so a loop reads
+        its own results.  A callback reads what its notification announced and
+        whatever was stored since, without forcing a write: subscribers never
+        add database transactions to the measurement loop.  The writer's
+        freshly flushed rows come from its decoded window, not the database.
+        """
         codecs = [self._codec(n) for n in names]
-        self.flush()
-        with self._io_lock:
+        if self._writer and not in_callback():
+            self.flush()
+        if self._recent is not None:
             arrays = self._recent.read(names, start)
-        if arrays is None:
-            return None
-        return [c.empty() if a is None else a for a, c in zip(arrays, codecs, strict=True)]
+            if arrays is not None:
+                return [c.empty() if a is None else a for a, c in zip(arrays, codecs,
+                                                                       strict=True)]
+        # Rows still in flight (a callback did not flush) are simply not returned yet.
+        stop = self.length
+        if stop <= start:
+            return [c.empty() for c in codecs]
+        return self._read(names, codecs, start, stop)
 
     def _forget_recent(self) -> None:
         """Drop cached rows after the data changed other than by appending (io lock held)."""

@@ -11,6 +11,7 @@ outside it falls back to the database, so the cache only ever saves work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,10 +24,14 @@ DEFAULT_LIMIT = 1_000_000
 
 
 class RecentRows:
-    """The last flushed rows of one run, as numpy columns, in index order."""
+    """The last flushed rows of one run, as numpy columns, in index order.
+
+    Thread-safe: the writer adds batches while subscribers' callbacks read.
+    """
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
+        self._lock = threading.Lock()
         self._batches: list[tuple[int, int, dict[str, np.ndarray]]] = []  # (start, stop, cols)
         self.start: int | None = None  # first cached index
         self.stop: int | None = None  # one past the last cached index
@@ -37,29 +42,30 @@ class RecentRows:
         if not rows:
             return
         first = rows[0][0]
-        if self.stop is not None and first != self.stop:
-            self.clear()  # a gap (bulk insert, modification): start a new window
         columns = columns_of(rows, len(names), skip=1)
         decoded = {name: codec.decode(column)
                    for name, codec, column in zip(names, codecs, columns, strict=True)}
-        self._batches.append((first, first + len(rows), decoded))
-        self.start = first if self.start is None else self.start
-        self.stop = first + len(rows)
-        while self._batches and self.stop - self._batches[0][1] >= self.limit:
-            self._batches.pop(0)
-            self.start = self._batches[0][0] if self._batches else None
-        if not self._batches:
-            self.stop = None
+        with self._lock:
+            if self.stop is not None and first != self.stop:
+                self._clear()  # a gap (bulk insert, modification): start a new window
+            self._batches.append((first, first + len(rows), decoded))
+            self.start = first if self.start is None else self.start
+            self.stop = first + len(rows)
+            while self._batches and self.stop - self._batches[0][1] >= self.limit:
+                self._batches.pop(0)
+                self.start = self._batches[0][0] if self._batches else None
+            if not self._batches:
+                self.stop = None
 
     def read(self, names: Sequence[str], start: int) -> list[np.ndarray | None] | None:
         """Columns ``names`` from ``start`` to the cached end (None per column when
         nothing is new), or None if those rows are not all cached."""
-        if self.start is None or self.stop is None or not self.start <= start <= self.stop:
-            return None
+        with self._lock:
+            if self.start is None or self.stop is None or not self.start <= start <= self.stop:
+                return None
+            batches = [b for b in self._batches if b[1] > start]
         parts: list[list[np.ndarray]] = [[] for _ in names]
-        for lo, hi, columns in self._batches:
-            if hi <= start:
-                continue
+        for lo, _hi, columns in batches:  # decoded arrays are never modified: no lock
             if any(name not in columns for name in names):
                 return None
             offset = max(0, start - lo)
@@ -68,6 +74,10 @@ class RecentRows:
         return [_join(part) for part in parts]
 
     def clear(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self._batches.clear()
         self.start = self.stop = None
 

@@ -35,8 +35,17 @@ Callback = Callable[["DataSet", int, Any], Any]
 
 _ids = itertools.count(1)
 
+#: Marks the delivery threads, so reads made by a callback know where they run.
+_delivery = threading.local()
+
+
 #: Shortest flush delay subscribers can ask of a writer, in seconds.
 MIN_FLUSH_DELAY = 0.05
+
+
+def in_callback() -> bool:
+    """True on a subscription's delivery thread (inside a callback)."""
+    return getattr(_delivery, "active", False)
 
 
 class Subscription:
@@ -101,6 +110,7 @@ class Subscription:
 
     # -- the delivery thread ------------------------------------------------------------------
     def _deliver_loop(self) -> None:
+        _delivery.active = True
         while True:
             with self._wake:
                 while self._job is None and self.active:
@@ -198,7 +208,10 @@ class Notifier:
                     subs.remove(sub)
                     if not subs:
                         del self._subs[sub.run_pk]
-            self._cond.notify()
+            elif sub.due_at() is not None:
+                # News arrived during the call: only then is there anything to decide
+                # (each wake-up costs the writer a GIL hand-over).
+                self._cond.notify()
 
     # -- the thread ----------------------------------------------------------------------------
     def _run(self) -> None:

@@ -95,14 +95,14 @@ def test_writer_cursor_reads_match_the_database_through_every_kind_of_change(sto
                            ParamSpec("t", np.float32, shape=(2,))], store=store)
     cur = ds.cursor(0)
     served = {"cache": 0}
-    read_recent = ds._read_recent
+    read_recent = ds._recent.read
 
     def counting(names, start):
         arrays = read_recent(names, start)
         served["cache"] += arrays is not None
         return arrays
 
-    ds._read_recent = counting
+    ds._recent.read = counting
     seen = 0
     for _ in range(60):
         action = rng.integers(0, 6)

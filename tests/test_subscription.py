@@ -353,3 +353,40 @@ def test_subscribers_make_the_writer_flush_sooner(store_url):
         assert rec.lengths[0] == 1
     finally:
         store.close()
+
+
+def test_cursor_read_in_a_callback_does_not_force_a_flush(store_url):
+    """A callback's read returns what was announced and leaves the buffer to the writer;
+    outside callbacks a read on the writing DataSet still flushes (read your writes)."""
+    store = connect(store_url, flush_interval=30)
+    try:
+        ds = DataSet("quiet", [ParamSpec("x", np.float64)], store=store)
+        view = store.read_dataset(ds.id)  # another connection: sees stored rows only
+        cursor = ds.cursor(0)
+        more_added, done = threading.Event(), threading.Event()
+        seen: dict[str, object] = {}
+
+        def callback(dataset, length, state):
+            if "length" in seen:
+                return  # the final call
+            more_added.wait(10)  # three more rows now sit in the writer's buffer
+            (xs,) = cursor.read("x")
+            seen.update(length=length, read=xs.tolist(), stored=view.length)
+            done.set()
+
+        ds.subscribe(callback, min_wait=60_000)  # the first call is not throttled
+        for i in range(5):
+            ds.add_result(x=float(i))
+        ds.flush()  # announces 5 rows
+        for i in range(5, 8):
+            ds.add_result(x=float(i))
+        more_added.set()
+        assert done.wait(10)
+        assert seen["length"] == 5
+        assert seen["read"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert seen["stored"] == 5  # the callback's read wrote nothing
+        assert cursor.read("x")[0].tolist() == [5.0, 6.0, 7.0]  # main thread: flushes
+        assert view.length == 8
+        ds.mark_completed()
+    finally:
+        store.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -33,10 +32,11 @@ _SOURCE_KINDS = {
 def columns_of(rows: Sequence[Sequence[Any]], count: int, skip: int = 0) -> list[list[Any]]:
     """Transpose rows into ``count`` column lists, leaving out the first ``skip`` fields.
 
-    One ``map(itemgetter)`` per column: ``zip(*rows)`` would unpack every row
-    as an argument, several times slower for large batches.
+    One list comprehension per column: ``zip(*rows)`` would unpack every row
+    as an argument, several times slower for large batches (and
+    ``map(itemgetter(i), rows)`` measured slower than the comprehension).
     """
-    return [list(map(itemgetter(i), rows)) for i in range(skip, skip + count)]
+    return [[row[i] for row in rows] for i in range(skip, skip + count)]
 
 
 class ColumnCodec:
