@@ -27,7 +27,7 @@ from .errors import (
 )
 from .paramspec import ParamSpec, name_of
 from .recent import RecentRows
-from .store.codec import ColumnCodec
+from .store.codec import ColumnCodec, number_kinds
 from .store.schema import INDEX_COLUMN
 from .subscription import in_callback
 
@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     from .store.runs import RunRow, RunStorage
     from .subscription import Subscription
 
-#: A writer flushes its own buffer once the oldest row waited this fraction of the
-#: flush delay; the flusher thread's deadline is the full delay (idle writers).
-WRITER_FLUSH_FRACTION = 0.8
+#: The store's flusher thread writes buffered rows in the background, so the
+#: measurement loop keeps running while the database stores.  A loop that keeps
+#: the GIL busy can starve that thread; once the oldest buffered row waited this
+#: many flush delays, the writer writes its buffer itself.
+WRITER_FLUSH_AFTER = 2.0
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -97,7 +99,8 @@ class DataSet:
         self._setup(store, run, specs, writer=True)
         if count:
             with self._io_lock, self._lock:
-                self._storage.insert_columns(run, [s.name for s in specs], columns, 0, count)
+                self._storage.insert_columns(run, [s.name for s in specs], columns, 0, count,
+                                             self._column_kinds)
                 self._length = count
 
     @classmethod
@@ -131,6 +134,7 @@ class DataSet:
         self._required = [(i + 1, s.name) for i, s in enumerate(specs) if not s.optional]
         self._all_required = len(self._required) == len(specs)
         self._column_names = [s.name for s in specs]
+        self._column_kinds = [self._codecs[s.name].number_kind for s in specs]
 
     # -- identity and state ---------------------------------------------------------
     @property
@@ -218,7 +222,7 @@ class DataSet:
             elif self._length == 0:
                 self._storage.add_columns(self._run, specs, first)
                 self._storage.insert_columns(self._run, [specs[0].name], [column], 0,
-                                             len(column))
+                                             len(column), number_kinds(specs[:1]))
                 self._length = len(column)
             elif len(column) != self._length:
                 raise LengthMismatchError(
@@ -248,8 +252,8 @@ class DataSet:
         if first:
             self._request_flush()
         elif time.monotonic() >= self._flush_due:
-            # Overdue: a busy measurement loop starves the flusher thread of the
-            # GIL (sqlite3 releases it per row), so the writer flushes itself.
+            # Overdue: a busy measurement loop starved the flusher thread of the
+            # GIL (see WRITER_FLUSH_AFTER), so the writer flushes itself.
             self.flush()
         return index
 
@@ -301,7 +305,8 @@ class DataSet:
             self._flush_locked()
             first = self._length
             if count:
-                self._storage.insert_columns(self._run, names, encoded, first, count)
+                self._storage.insert_columns(self._run, names, encoded, first, count,
+                                             [self._codecs[n].number_kind for n in names])
                 self._length = first + count
                 self._forget_recent()
         self._after_flush()
@@ -432,7 +437,8 @@ class DataSet:
 
     def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
         try:
-            self._storage.insert_rows(self._run, self._column_names, rows, new_length)
+            self._storage.insert_rows(self._run, self._column_names, rows, new_length,
+                                      self._column_kinds)
             if self._recent is not None:
                 self._recent.add(rows, self._column_names,
                                  [self._codecs[n] for n in self._column_names])
@@ -459,9 +465,7 @@ class DataSet:
         delay = notifier.flush_delay(self._run.pk) if notifier is not None else None
         if delay is None or delay > self._store.flush_interval:
             delay = self._store.flush_interval
-        # A busy writer flushes itself a little before the flusher thread would:
-        # the two then never write at the same time (see add_result).
-        self._flush_due = time.monotonic() + WRITER_FLUSH_FRACTION * delay
+        self._flush_due = time.monotonic() + WRITER_FLUSH_AFTER * delay
         self._store._flusher.request(self, delay)
 
     def _after_flush(self, completed: bool = False) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import FormatError, RunNotFoundError
+from .store.codec import number_kinds
 
 if TYPE_CHECKING:
     import pandas
@@ -35,12 +36,14 @@ def copy_dataset(dataset: DataSet, target: Store,
     run = source.get_run(dataset.id)
     specs = source.load_specs(run.pk)
     names = [s.name for s in specs]
+    kinds = number_kinds(specs)
     with target._storage.filling_new_run(run.run_id, run.name, run.created_at,
                                          specs) as copied:
         position = 0
         if names:
             for chunk in source.read_columns(run, names, 0, run.length):
-                target._storage.insert_columns(copied, names, chunk, position, len(chunk[0]))
+                target._storage.insert_columns(copied, names, chunk, position, len(chunk[0]),
+                                               kinds)
                 position += len(chunk[0])
                 if progress is not None:
                     progress(len(chunk[0]))

@@ -101,7 +101,7 @@ def read_netcdf(path: str | os.PathLike, store: Store | None = None) -> DataSet:
     xr = _require_xarray()
     from .errors import RunNotFoundError
     from .store import default_store
-    from .store.codec import ColumnCodec
+    from .store.codec import ColumnCodec, number_kinds
 
     store = store or default_store()
     try:
@@ -135,7 +135,8 @@ def read_netcdf(path: str | os.PathLike, store: Store | None = None) -> DataSet:
         with store._storage.filling_new_run(run_id, str(attrs["qdataset_name"]),
                                             float(attrs["qdataset_created_at"]), specs) as run:
             if count:
-                store._storage.insert_columns(run, [s.name for s in specs], columns, 0, count)
+                store._storage.insert_columns(run, [s.name for s in specs], columns, 0, count,
+                                              number_kinds(specs))
             store._storage.restore_state(run, json.loads(attrs["qdataset_metadata"]),
                                          completed_at if completed_at >= 0 else None)
     return store.read_dataset(run_id)

@@ -39,6 +39,12 @@ def columns_of(rows: Sequence[Sequence[Any]], count: int, skip: int = 0) -> list
     return [[row[i] for row in rows] for i in range(skip, skip + count)]
 
 
+def number_kinds(specs: Sequence[ParamSpec]) -> list[str | None]:
+    """Per spec, the numpy kind when its values are stored as plain numbers (float,
+    int, bool), else None: what PostgreSQL's binary COPY can carry."""
+    return [ColumnCodec(s).number_kind for s in specs]
+
+
 class ColumnCodec:
     """Encoder/decoder for the values of one parameter."""
 
@@ -47,6 +53,12 @@ class ColumnCodec:
         self.dtype = spec.type
         self.native = not spec.is_array and self.dtype.kind in "fiubUS"
         self.encode: Callable[[Any], Any] = self._make_encoder()
+
+    @property
+    def number_kind(self) -> str | None:
+        """The numpy kind if values are stored as plain numbers (float, int, bool), else None."""
+        kind = self.dtype.kind
+        return kind if self.native and kind in "fiub" else None
 
     # -- single values ----------------------------------------------------
     def _make_encoder(self) -> Callable[[Any], Any]:

@@ -6,12 +6,17 @@ for column types, parameter placeholders, quoting and the completion lock.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+
+from .codec import columns_of
+from .pgcopy import binary_copy_payload
 
 #: The SQL column types per numpy kind for each engine.  Complex, array,
 #: datetime and structured values are stored as raw bytes.
@@ -26,6 +31,12 @@ LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
 
 #: PostgreSQL LISTEN/NOTIFY channel announcing "run <pk> changed" to other machines.
 CHANGE_CHANNEL = "qdataset_runs"
+
+#: SQLite: rows per multi-row INSERT (a power of two), bounded by the number of
+#: parameters every SQLite build accepts; below the minimum, executemany.
+_SQLITE_BATCH_ROWS = 4096
+_SQLITE_MAX_VARIABLES = 32766
+_SQLITE_MIN_MULTI_ROWS = 8
 
 #: PostgreSQL truncates identifiers beyond this many bytes.
 _MAX_IDENTIFIER_BYTES = {"sqlite": None, "postgresql": 63}
@@ -81,22 +92,80 @@ class Dialect:
         return self._preparer.quote_identifier(identifier)
 
     def insert_many(self, cursor: Any, table: str, columns: Sequence[str],
-                    rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-insert ``rows`` (one value per column) with the engine's fastest path.
+                    rows: Iterable[Sequence[Any]] | None = None, *,
+                    values: Sequence[Sequence[Any]] | None = None,
+                    kinds: Sequence[str | None] | None = None) -> None:
+        """Bulk-insert ``rows`` (one value per column), or the same data given as
+        column ``values``, with the engine's fastest path.
 
         SQLite: one prepared INSERT run by ``executemany``.  PostgreSQL:
-        ``COPY ... FROM STDIN``, several times faster than an INSERT per row.
+        ``COPY ... FROM STDIN``, in the binary format built by numpy when every
+        column is a plain number column (``kinds``: numpy kind per column, None
+        for any other) without NULLs, else in the text format.
         """
         if self.name == "postgresql":
-            names = ", ".join(self._quote_plain(c) for c in columns)
-            with cursor.copy(f"COPY {self._quote_plain(table)} ({names}) FROM STDIN") as copy:
-                for row in rows:
+            if kinds is not None:
+                if values is None:
+                    rows = list(rows or ())
+                    values = columns_of(rows, len(columns))
+                payload = binary_copy_payload(values, kinds)
+                if payload is not None:
+                    with cursor.copy(f"COPY {self._quote_plain(table)} ({self._names(columns)})"
+                                     " FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.write(payload)
+                    return
+            with cursor.copy(f"COPY {self._quote_plain(table)} ({self._names(columns)}) "
+                             "FROM STDIN") as copy:
+                for row in _rows(rows, values):
                     copy.write_row(row)
             return
+        self._insert_sqlite(cursor, table, columns, _rows(rows, values))
+
+    def _insert_sqlite(self, cursor: Any, table: str, columns: Sequence[str],
+                       rows: Iterable[Sequence[Any]]) -> None:
+        """Multi-row INSERTs of power-of-two sizes (each a cached prepared statement).
+
+        Twice as fast as ``executemany``, and the driver releases the GIL once per
+        statement instead of once per row, so a flush can run on a background
+        thread next to a busy measurement loop.
+        """
+        columns, width = tuple(columns), len(columns)
+        batch = _SQLITE_BATCH_ROWS
+        while batch * width > _SQLITE_MAX_VARIABLES and batch > 1:
+            batch //= 2
+        source = iter(rows)
+        while chunk := list(itertools.islice(source, batch)):
+            position, size = 0, batch
+            while position < len(chunk):
+                while size > len(chunk) - position:
+                    size //= 2
+                if size < _SQLITE_MIN_MULTI_ROWS:
+                    cursor.executemany(self._values_sql(table, columns, 1), chunk[position:])
+                    break
+                cursor.execute(self._values_sql(table, columns, size),
+                               list(itertools.chain.from_iterable(chunk[position:position + size])))
+                position += size
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - a handful of dialects, all long-lived
+    def _values_sql(self, table: str, columns: tuple[str, ...], rows: int) -> str:
         names = ", ".join(self.quote(c) for c in columns)
-        cursor.executemany(
-            f"INSERT INTO {self.quote(table)} ({names}) "
-            f"VALUES ({self.placeholders(len(columns))})", rows)
+        values = ", ".join([f"({self.placeholders(len(columns))})"] * rows)
+        return f"INSERT INTO {self.quote(table)} ({names}) VALUES {values}"
+
+    def _names(self, columns: Sequence[str]) -> str:
+        return ", ".join(self._quote_plain(c) for c in columns)
+
+    def append_epilogue(self, runs_table: str, run_pk: int, length: int) -> str | None:
+        """PostgreSQL: one statement string, sent in one round trip at the end of a
+        results append, that records the run's new length, announces the change
+        (NOTIFY, delivered at commit) and lets the transaction commit without
+        waiting for the WAL flush (see README, "Durability").  None elsewhere."""
+        if self.name != "postgresql":
+            return None
+        pk, length = int(run_pk), int(length)  # ints only: safe to inline
+        return (f"UPDATE {self._quote_plain(runs_table)} SET length = {length} WHERE pk = {pk};"
+                f" SELECT pg_notify('{CHANGE_CHANNEL}', '{pk}');"
+                " SET LOCAL synchronous_commit TO OFF")
 
     def placeholders(self, count: int) -> str:
         return ", ".join([self.placeholder] * count)
@@ -137,3 +206,12 @@ class Dialect:
     def is_lock_violation(self, exc: BaseException) -> bool:
         """True when ``exc`` is the completion lock rejecting a write."""
         return LOCK_MESSAGE in str(exc)
+
+
+def _rows(rows: Iterable[Sequence[Any]] | None,
+          values: Sequence[Sequence[Any]] | None) -> Iterable[Sequence[Any]]:
+    """The rows to insert, from rows or from column values (lists made in C)."""
+    if rows is not None:
+        return rows
+    assert values is not None
+    return zip(*(v.tolist() if hasattr(v, "tolist") else v for v in values), strict=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -236,29 +236,40 @@ class RunStorage:
             )
 
     # -- results -------------------------------------------------------------
-    def insert_rows(self, run: RunRow, names: Sequence[str], rows: Iterable[Sequence[Any]],
-                    new_length: int) -> None:
-        """Insert ``(index, *values)`` rows and record the new length, atomically."""
+    def insert_rows(self, run: RunRow, names: Sequence[str], rows: Sequence[Sequence[Any]],
+                    new_length: int, kinds: Sequence[str | None] | None = None) -> None:
+        """Insert ``(index, *values)`` rows and record the new length, atomically.
+
+        ``kinds`` (numpy kind per parameter, None where not a plain number)
+        lets PostgreSQL use its binary COPY.
+        """
         with self.writing(run.run_id) as conn:
-            self.dialect.insert_many(conn.connection.cursor(), run.table,
-                                     [INDEX_COLUMN, *names], rows)
-            conn.execute(runs.update().where(runs.c.pk == run.pk).values(length=new_length))
-            self._announce(conn, run.pk)
+            self.dialect.insert_many(conn.connection.cursor(), run.table, [INDEX_COLUMN, *names],
+                                     rows, kinds=_with_index(kinds))
+            self._appended(conn, run.pk, new_length)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
-                       columns: Sequence[Sequence[Any]], start: int, count: int) -> None:
+                       columns: Sequence[Sequence[Any]], start: int, count: int,
+                       kinds: Sequence[str | None] | None = None) -> None:
         """Insert ``count`` rows given as columns, chunk by chunk, in one transaction."""
         with self.writing(run.run_id) as conn:
             cursor = conn.connection.cursor()
             for lo in range(0, count, CHUNK_ROWS):
                 hi = min(lo + CHUNK_ROWS, count)
-                chunk = [_as_list(col[lo:hi]) for col in columns]
+                chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
+                         *(col[lo:hi] for col in columns)]
                 self.dialect.insert_many(cursor, run.table, [INDEX_COLUMN, *names],
-                                         zip(range(start + lo, start + hi), *chunk, strict=True))
-            conn.execute(
-                runs.update().where(runs.c.pk == run.pk).values(length=start + count)
-            )
-            self._announce(conn, run.pk)
+                                         values=chunk, kinds=_with_index(kinds))
+            self._appended(conn, run.pk, start + count)
+
+    def _appended(self, conn: sa.Connection, pk: int, new_length: int) -> None:
+        """Record a run's new length after an append and announce it to listeners."""
+        epilogue = self.dialect.append_epilogue(runs.name, pk, new_length)
+        if epilogue is not None:  # PostgreSQL: all of it in one round trip
+            conn.connection.cursor().execute(epilogue)
+            return
+        conn.execute(runs.update().where(runs.c.pk == pk).values(length=new_length))
+        self._announce(conn, pk)
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
@@ -339,6 +350,11 @@ class RunStorage:
 def _run_row(row: sa.Row) -> RunRow:
     return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
                   int(row.length), row.results_table)
+
+
+def _with_index(kinds: Sequence[str | None] | None) -> list[str | None] | None:
+    """Column kinds with the (integer) row-index column in front."""
+    return None if kinds is None else ["i", *kinds]
 
 
 def _as_list(values: Any) -> list:
