@@ -39,8 +39,10 @@ _ids = itertools.count(1)
 _delivery = threading.local()
 
 
-#: Shortest flush delay subscribers can ask of a writer, in seconds.
-MIN_FLUSH_DELAY = 0.05
+#: Shortest flush delay subscribers can ask of a writer, in seconds.  Every flush
+#: is a transaction; measured with five reading subscribers, flushing every 50 ms
+#: cost a busy writer 10-25% of its speed, every 100 ms about 5%.
+MIN_FLUSH_DELAY = 0.1
 
 
 def in_callback() -> bool:

@@ -152,3 +152,23 @@ def test_recent_rows_window_is_bounded():
     assert recent.read(["x"], 390)[0].tolist() == [float(i) for i in range(390, 400)]
     recent.add([[500, 1.0]], ["x"], [codec])  # a gap starts a new window
     assert (recent.start, recent.stop) == (500, 501)
+
+
+def test_writer_cursor_float_rows_with_and_without_missing_values(store):
+    """All-float runs take the one-matrix decode; a missing value falls back per column."""
+    ds = DataSet("floats", [ParamSpec("x", np.float64), ParamSpec("h", np.float32),
+                            ParamSpec("y", np.float64, optional=True)], store=store)
+    cur = ds.cursor(0)
+    for i in range(10):
+        ds.add_result(x=i / 3, h=i / 7, y=i * 1.5)
+    x, h, y = cur.read("x", "h", "y")
+    assert x.tolist() == [i / 3 for i in range(10)]
+    assert h.dtype == np.float32 and h.tolist() == [np.float32(i / 7) for i in range(10)]
+    assert y.tolist() == [i * 1.5 for i in range(10)]
+    for i in range(10, 13):
+        ds.add_result(x=float(i), h=0.5, **({} if i == 11 else {"y": -1.0}))
+    x, h, y = cur.read("x", "h", "y")
+    assert x.tolist() == [10.0, 11.0, 12.0] and h.tolist() == [0.5] * 3
+    assert y[0] == -1.0 and np.isnan(y[1]) and y[2] == -1.0
+    stored = ds.get_data("y", start=10)[0]
+    np.testing.assert_array_equal(stored, y)
