@@ -43,10 +43,10 @@ class LiveConfig:
     """What to run, from the command line."""
 
     rows: int = 200_000
-    repeats: int = 7
+    repeats: int = 11
     subs: tuple[int, ...] = (0, 1, 5)
     min_waits: tuple[float, ...] = (0.0, 100.0)
-    flushes: tuple[float, ...] = (0.5, 0.05)
+    flushes: tuple[float, ...] = (0.1, 0.5)
     period_ms: float = 5.0
     duration_s: float = 3.0
     latency_repeats: int = 1
@@ -391,7 +391,7 @@ def print_latency(summary: list[dict[str, Any]], cfg: LiveConfig) -> None:
     _say(f"== (b) notification latency, add_result -> callback: one row every "
          f"{cfg.period_ms:g} ms for {cfg.duration_s:g} s, min_wait=0, min_count=1 ==")
     _say(format_table(header, lines))
-    _say("flush s: the writer's connect(url, flush_interval=...) (0.5 is the default); "
+    _say("flush s: the writer's connect(url, flush_interval=...) (0.1 is the default); "
          "in-process: subscriber on the writing DataSet (perf_counter stamps); cross-process: "
          "subscriber in another process via connect(url).read_dataset(id) (time.time() "
          "stamps; SQLite: PRAGMA data_version polled at max(min_wait, 10 ms); PostgreSQL: "
@@ -417,11 +417,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[LiveConfig, str]:
     add("--quick", action="store_true",
         help="20,000 rows, 1 repeat, 1 s of latency rows (~1 min)")
     add("--rows", type=int, default=None, help="rows per throughput run (200,000)")
-    add("--repeats", type=int, default=None, help="throughput runs per configuration (7)")
+    add("--repeats", type=int, default=None, help="throughput runs per configuration (11)")
     add("--subs", default="0,1,5", help="subscriber counts (default 0,1,5; 0 is the baseline)")
     add("--min-wait", default="0,100",
         help="subscribers' min_wait in ms for the throughput runs (default 0,100)")
-    add("--flush", default="0.5,0.05", help="flush intervals for the latency runs (s)")
+    add("--flush", default="0.1,0.5", help="flush intervals for the latency runs (s)")
     add("--period-ms", type=float, default=5.0, help="latency: one row every ... ms (5)")
     add("--duration", type=float, default=None, help="latency: seconds of rows (3)")
     add("--latency-repeats", type=int, default=1, help="latency runs per configuration (1)")
@@ -440,7 +440,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[LiveConfig, str]:
         subs = (0, *subs)
     cfg = LiveConfig(
         rows=ns.rows or (20_000 if ns.quick else 200_000),
-        repeats=max(1, ns.repeats or (1 if ns.quick else 7)),
+        repeats=max(1, ns.repeats or (1 if ns.quick else 11)),
         subs=subs, min_waits=_floats(ns.min_wait), flushes=_floats(ns.flush),
         period_ms=ns.period_ms, duration_s=ns.duration or (1.0 if ns.quick else 3.0),
         latency_repeats=max(1, ns.latency_repeats), parts=parts,

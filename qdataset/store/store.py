@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from ..subscription import Notifier
 
 #: Default upper bound, in seconds, on how long an accepted result stays in memory.
-DEFAULT_FLUSH_INTERVAL = 0.5
+#: The flusher thread writes beside the measurement loop, so a short interval costs
+#: a busy writer nothing (measured: 0.1 s was as fast as 0.5 s, or faster, because
+#: less is left to write at completion) and lets live views elsewhere update 10x/s.
+DEFAULT_FLUSH_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
