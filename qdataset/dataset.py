@@ -170,7 +170,11 @@ class DataSet:
 
     @property
     def is_marked_complete(self) -> bool:
-        if not self._completed:
+        """Whether the run is completed.  The writing DataSet answers from memory (it
+        completes the run itself; were the run completed elsewhere, its next flush
+        would raise CompletedError and say so), so callbacks can ask on every call
+        at no cost to the measurement; a view asks the database."""
+        if not self._completed and not self._writer:
             _, completed_at, param_count = self._storage.run_state(self._run.pk)
             self._note_remote_state(completed_at, param_count)
         return self._completed
