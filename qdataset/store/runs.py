@@ -2,7 +2,8 @@
 
 :class:`RunStorage` is the only code that reads or writes results.  Writes go
 through ``engine.begin()`` (on SQLite a ``BEGIN IMMEDIATE`` transaction); the
-hot paths hand rows to the DBAPI cursor's ``executemany``.  Reads use
+hot paths hand rows to ``Dialect.insert_many`` (SQLite: multi-row INSERTs;
+PostgreSQL: COPY, binary for plain numbers).  Reads use
 AUTOCOMMIT connections so they never hold a lock, and select row-index
 ranges on the primary key (never OFFSET).
 """
@@ -25,7 +26,7 @@ from .codec import columns_of
 from .dialect import Dialect
 from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
 
-#: Rows per fetchmany / executemany chunk: big enough to amortise calls,
+#: Rows per fetch / bulk-insert chunk: big enough to amortise calls,
 #: small enough to keep peak memory a few MB.
 CHUNK_ROWS = 20_000
 
@@ -63,7 +64,7 @@ class RunStorage:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except Exception as exc:  # SQLAlchemy's DBAPIError, or the driver's own (executemany)
+        except Exception as exc:  # SQLAlchemy's DBAPIError, or the driver's own (raw cursor)
             if self.dialect.is_lock_violation(exc):
                 raise CompletedError(
                     f"run {run_id!r} is completed, so its results cannot change; "
