@@ -11,14 +11,13 @@ outside it falls back to the database, so the cache only ever saves work.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .store.codec import ColumnCodec, columns_of
+from .store.codec import ColumnCodec, columns_of, float_matrix
 
 #: Rows kept decoded; older batches are dropped first.
 DEFAULT_LIMIT = 1_000_000
@@ -43,8 +42,12 @@ class RecentRows:
         if not rows:
             return
         first = rows[0][0]
-        matrix = _float_matrix(rows, len(names)) \
-            if all(c.number_kind == "f" for c in codecs) else None
+        matrix = None
+        if all(c.number_kind == "f" for c in codecs):
+            try:
+                matrix = float_matrix(rows, len(rows), len(names) + 1)
+            except (TypeError, ValueError):  # None: a missing optional value
+                pass
         if matrix is not None:
             decoded = {name: np.ascontiguousarray(matrix[:, j + 1], dtype=codec.dtype)
                        for j, (name, codec) in enumerate(zip(names, codecs, strict=True))}
@@ -87,17 +90,6 @@ class RecentRows:
     def _clear(self) -> None:
         self._batches.clear()
         self.start = self.stop = None
-
-
-def _float_matrix(rows: Sequence[Sequence[Any]], count: int) -> np.ndarray | None:
-    """Rows of ``[index, float, ...]`` as one matrix, converted in a single pass in C
-    (faster than a list per column); None if a value is missing."""
-    try:
-        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
-                           count=len(rows) * (count + 1))
-    except (TypeError, ValueError):  # None: a missing optional value
-        return None
-    return flat.reshape(len(rows), count + 1)
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray | None:

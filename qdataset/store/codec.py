@@ -11,8 +11,9 @@ Python loop and never pickle.
 
 from __future__ import annotations
 
+import itertools
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,20 @@ def columns_of(rows: Sequence[Sequence[Any]], count: int, skip: int = 0) -> list
     ``map(itemgetter(i), rows)`` measured slower than the comprehension).
     """
     return [[row[i] for row in rows] for i in range(skip, skip + count)]
+
+
+def as_list(values: Any) -> list:
+    """Python values for the DBAPI: numpy arrays become lists in C."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def float_matrix(rows: Iterable[Sequence[Any]], count: int, width: int) -> np.ndarray:
+    """``count`` rows of ``width`` floats as one ``(count, width)`` array, streamed into
+    numpy in a single pass (no list per column or per row).  Raises TypeError on a
+    None and ValueError when there are fewer values than that."""
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
+                       count=count * width)
+    return flat.reshape(count, width)
 
 
 def number_kinds(specs: Sequence[ParamSpec]) -> list[str | None]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from .codec import columns_of
+from .codec import as_list, columns_of
 from .pgcopy import binary_copy_payload
 
 #: The SQL column types per numpy kind for each engine.  Complex, array,
@@ -98,24 +98,23 @@ class Dialect:
         """Bulk-insert ``rows`` (one value per column), or the same data given as
         column ``values``, with the engine's fastest path.
 
-        SQLite: one prepared INSERT run by ``executemany``.  PostgreSQL:
+        SQLite: multi-row INSERTs (see ``_insert_sqlite``).  PostgreSQL:
         ``COPY ... FROM STDIN``, in the binary format built by numpy when every
         column is a plain number column (``kinds``: numpy kind per column, None
         for any other) without NULLs, else in the text format.
         """
         if self.name == "postgresql":
+            target = f"{self._quote_plain(table)} ({self._names(columns)})"
             if kinds is not None:
                 if values is None:
                     rows = list(rows or ())
                     values = columns_of(rows, len(columns))
                 payload = binary_copy_payload(values, kinds)
                 if payload is not None:
-                    with cursor.copy(f"COPY {self._quote_plain(table)} ({self._names(columns)})"
-                                     " FROM STDIN (FORMAT BINARY)") as copy:
+                    with cursor.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
                         copy.write(payload)
                     return
-            with cursor.copy(f"COPY {self._quote_plain(table)} ({self._names(columns)}) "
-                             "FROM STDIN") as copy:
+            with cursor.copy(f"COPY {target} FROM STDIN") as copy:
                 for row in _rows(rows, values):
                     copy.write_row(row)
             return
@@ -214,4 +213,4 @@ def _rows(rows: Iterable[Sequence[Any]] | None,
     if rows is not None:
         return rows
     assert values is not None
-    return zip(*(v.tolist() if hasattr(v, "tolist") else v for v in values), strict=True)
+    return zip(*(as_list(v) for v in values), strict=True)

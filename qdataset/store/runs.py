@@ -10,7 +10,6 @@ ranges on the primary key (never OFFSET).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 
 from ..errors import CompletedError, RunExistsError, RunNotFoundError
 from ..paramspec import ParamSpec
-from .codec import columns_of
+from .codec import as_list, columns_of, float_matrix
 from .dialect import Dialect
 from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
 
@@ -209,7 +208,7 @@ class RunStorage:
             if values:
                 names = list(values)
                 count = len(values[names[0]])
-                rows = zip(*(_as_list(values[n]) for n in names), range(count), strict=True)
+                rows = zip(*(as_list(values[n]) for n in names), range(count), strict=True)
                 conn.connection.cursor().executemany(self._update_sql(run, names), rows)
 
     def _add_columns(self, conn: sa.Connection, pk: int, table: str,
@@ -266,11 +265,11 @@ class RunStorage:
     def _appended(self, conn: sa.Connection, pk: int, new_length: int) -> None:
         """Record a run's new length after an append and announce it to listeners."""
         epilogue = self.dialect.append_epilogue(runs.name, pk, new_length)
-        if epilogue is not None:  # PostgreSQL: all of it in one round trip
+        if epilogue is not None:  # PostgreSQL: length, NOTIFY and commit mode in one round trip
             conn.connection.cursor().execute(epilogue)
             return
+        # SQLite: nothing to announce; watchers notice the commit (PRAGMA data_version).
         conn.execute(runs.update().where(runs.c.pk == pk).values(length=new_length))
-        self._announce(conn, pk)
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
@@ -327,11 +326,9 @@ class RunStorage:
             cursor = conn.connection.cursor()
             cursor.execute(sql, (start, end))
             try:
-                flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64,
-                                   count=(end - start) * len(names))
+                return float_matrix(cursor, end - start, len(names))
             finally:
                 cursor.close()
-        return flat.reshape(end - start, len(names))
 
     # -- metadata --------------------------------------------------------------
     def set_metadata(self, run: RunRow, tag: str, value_json: str) -> None:
@@ -358,6 +355,3 @@ def _with_index(kinds: Sequence[str | None] | None) -> list[str | None] | None:
     return None if kinds is None else ["i", *kinds]
 
 
-def _as_list(values: Any) -> list:
-    """Python values for the DBAPI: numpy arrays become lists in C."""
-    return values.tolist() if hasattr(values, "tolist") else list(values)
