@@ -17,8 +17,16 @@ class StoreError(QDatasetError):
     """The database could not be opened or used."""
 
 
+class StoreClosedError(StoreError):
+    """The store was closed; open a new one with ``connect()`` to go on."""
+
+
 class SchemaVersionError(StoreError):
     """The database schema is newer than this qdataset understands."""
+
+
+class StorageLimitError(StoreError, ValueError):
+    """A value or layout exceeds what the database engine can store."""
 
 
 class RunNotFoundError(QDatasetError, LookupError):
@@ -79,3 +87,7 @@ class FlushError(QDatasetError):
 
 class FormatError(QDatasetError, ValueError):
     """A file format is unknown or a file cannot be read as one."""
+
+
+class InvalidCallbackError(QDatasetError, TypeError):
+    """A callback cannot be called the way qdataset calls it."""
