@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from qdataset import DataSet, ParamSpec, UnknownSubscriptionError, connect
 
@@ -323,22 +324,80 @@ def test_subscriber_in_another_process_sees_rows_and_completion(store_url):
         reader_store.close()
 
 
-def test_subscriber_leaves_nothing_in_the_database(store_url, tmp_path):
-    import sqlite3
+def schema_objects(url: str) -> set[tuple[str, str]]:
+    """Every object in the store's database (or PostgreSQL schema): (kind, name).
 
+    Read through a plain SQLAlchemy engine of the same database, not through qdataset.
+    """
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                rows = conn.exec_driver_sql("SELECT type, name FROM sqlite_master").all()
+            else:  # relations (tables, indexes, sequences, views), triggers, functions
+                rows = conn.exec_driver_sql("""
+                    SELECT 'relation ' || relkind::text, relname::text FROM pg_class
+                     WHERE relnamespace = current_schema()::regnamespace
+                    UNION ALL
+                    SELECT 'trigger', t.tgname::text FROM pg_trigger t
+                      JOIN pg_class c ON c.oid = t.tgrelid
+                     WHERE c.relnamespace = current_schema()::regnamespace
+                       AND NOT t.tgisinternal
+                    UNION ALL
+                    SELECT 'function', proname::text FROM pg_proc
+                     WHERE pronamespace = current_schema()::regnamespace""").all()
+    finally:
+        engine.dispose()
+    return {(kind, name) for kind, name in rows}
+
+
+def raw_no_op_update(url: str, run_id: str) -> None:
+    """An UPDATE that changes nothing, on ``run_id``'s results, from a raw connection."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            table = conn.execute(sa.text("SELECT results_table FROM runs WHERE run_id = :id"),
+                                 {"id": run_id}).scalar_one()
+            conn.exec_driver_sql(f'UPDATE "{table}" SET "x" = "x"')
+    finally:
+        engine.dispose()
+
+
+def test_subscriber_leaves_nothing_in_the_database(store_url):
+    """Subscribing (locally and from another store, which polls) creates no triggers, tables
+    or functions; completing the run adds only its completion lock, which really rejects
+    writes from a connection that is not qdataset's.  Checked on the test's own engine."""
     store = connect(store_url)
-    ds = DataSet("clean", [ParamSpec("x", np.float64)], store=store)
     remote_store = connect(store_url)
-    remote_store.read_dataset(ds.id).subscribe(Recorder(), min_wait=10)
-    ds.add_result(x=1.0)
-    ds.mark_completed()
-    time.sleep(0.2)
-    remote_store.close()
-    store.close()
-    db = sqlite3.connect(tmp_path / "lab.db")
-    triggers = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
-    db.close()
-    assert all("_locked_" in t for t in triggers)  # only the completion lock
+    try:
+        ds = DataSet("clean", [ParamSpec("x", np.float64)], store=store)
+        ds.add_result(x=1.0)
+        ds.flush()
+        before = schema_objects(store_url)
+        assert ("table", "runs") in before or ("relation r", "runs") in before  # not empty
+        local, remote = Recorder(), Recorder()
+        ds.subscribe(local, min_wait=0)
+        remote_store.read_dataset(ds.id).subscribe(remote, min_wait=10)
+        ds.add_result(x=2.0)
+        ds.flush()
+        # Both subscriptions are live (the remote one has polled and seen row 2).
+        assert wait_for(lambda: 2 in local.lengths and 2 in remote.lengths)
+        assert schema_objects(store_url) == before
+        raw_no_op_update(store_url, ds.id)  # the open run accepts raw writes
+
+        ds.mark_completed()
+        assert wait_for(lambda: local.last_is_final and remote.last_is_final)
+        added = schema_objects(store_url) - before
+        assert before <= schema_objects(store_url)
+        # Only the completion lock appeared, and it did appear (so `added` is not empty).
+        assert added, "completing the run installed no lock"
+        assert all(kind == "trigger" and "_locked" in name for kind, name in added), added
+        with pytest.raises(sa.exc.DBAPIError, match="completed"):
+            raw_no_op_update(store_url, ds.id)
+    finally:
+        remote_store.close()
+        store.close()
+    assert schema_objects(store_url) == before | added  # closing left nothing either
 
 
 def test_subscribers_make_the_writer_flush_sooner(store_url):
