@@ -84,7 +84,7 @@ def test_registration_errors(store):
     with pytest.raises(RegistrationError, match="same nesting"):
         watcher.register_job([FakeJob("a"), FakeJob("b")], notify_status=[["DONE"]])
     with pytest.raises(RegistrationError, match="not a job status"):
-        watcher.register_job(FakeJob("a"), notify_status=["FINISHED"])
+        watcher.register_job(FakeJob("a"), notify_status=["OVER"])  # FINISHED is an alias
     with pytest.raises(RegistrationError, match="not a job"):
         watcher.register_job(object())
     with pytest.raises(JobNotFoundError, match="register_job"):

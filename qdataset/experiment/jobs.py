@@ -17,8 +17,21 @@ from typing import Any
 
 import numpy as np
 
+# The status vocabulary and backend names are shared with qdataset.jobs;
+# backend_name and job_backend_name are re-exported for the experiment layer.
+from ..job_status import JobStatus, backend_name, job_backend_name
 from .errors import UnsupportedResultError
-from .status import JobStatus
+
+__all__ = [
+    "ResultFailedError",
+    "backend_name",
+    "error_message",
+    "is_job",
+    "job_backend_name",
+    "job_kind",
+    "live_status",
+    "rows_from_result",
+]
 
 
 class ResultFailedError(Exception):
@@ -43,27 +56,6 @@ def live_status(job: Any) -> JobStatus | None:
         return JobStatus.coerce(job.status())
     except Exception:  # noqa: BLE001 - a flaky status() must not break status reporting
         return None
-
-
-def job_backend_name(job: Any) -> str | None:
-    """The name of the job's backend, if the job knows it (primitive jobs do not)."""
-    backend = getattr(job, "backend", None)
-    if not callable(backend):
-        return None
-    try:
-        return backend_name(backend())
-    except Exception:  # noqa: BLE001 - some job classes raise for backend()
-        return None
-
-
-def backend_name(backend: Any) -> str | None:
-    """``backend.name`` for BackendV2 (a str attribute) or BackendV1 (a method)."""
-    if backend is None:
-        return None
-    name = getattr(backend, "name", None)
-    if callable(name):
-        name = name()
-    return str(name) if name is not None else str(backend)
 
 
 def job_kind(job: Any) -> str:

@@ -1,5 +1,6 @@
 """Status enums of the experiment layer and the rules that combine them.
 
+:class:`JobStatus` and its aliases are defined in :mod:`qdataset.job_status`.
 The rules follow qiskit-experiments: an experiment with no content is EMPTY;
 otherwise errors, then cancellations, take priority; unfinished jobs give the
 job state; finished jobs with unfinished analysis give POST_PROCESSING.
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any
+
+# The job vocabulary is shared with qdataset.jobs; re-exported here for the
+# experiment layer's modules and users who import it from this module.
+from ..job_status import JobStatus
 
 
 class ExperimentStatus(enum.Enum):
@@ -37,38 +41,6 @@ class AnalysisStatus(enum.Enum):
     CANCELLED = "analysis callback has been cancelled"
     DONE = "analysis callback has successfully run"
     ERROR = "analysis callback incurred an error"
-
-
-class JobStatus(enum.Enum):
-    """Status of a job, mirroring ``qiskit.providers.JobStatus`` without importing qiskit."""
-
-    INITIALIZING = "job is being initialized"
-    QUEUED = "job is queued"
-    VALIDATING = "job is being validated"
-    RUNNING = "job is actively running"
-    CANCELLED = "job has been cancelled"
-    DONE = "job has successfully run"
-    ERROR = "job incurred an error"
-
-    @property
-    def is_final(self) -> bool:
-        return self in JOB_FINAL_STATES
-
-    @classmethod
-    def coerce(cls, value: Any) -> JobStatus:
-        """Our JobStatus for a qiskit JobStatus, a status name or one of ours."""
-        if isinstance(value, cls):
-            return value
-        name = getattr(value, "name", value)
-        if isinstance(name, str):
-            key = name.strip().upper()
-            if key in cls.__members__:
-                return cls[key]
-            if key in ("COMPLETED", "SUCCEEDED", "FINISHED"):
-                return cls.DONE
-            if key in ("FAILED",):
-                return cls.ERROR
-        raise ValueError(f"unknown job status {value!r}; expected one of {list(cls.__members__)}")
 
 
 JOB_FINAL_STATES = frozenset({JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED})

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_attributes
 from .errors import (
     BackendNotFoundError,
+    DeliveryError,
+    FolderQueueError,
     InvalidTransitionError,
+    JobConfigError,
     JobError,
     JobFailedError,
     JobNotFoundError,
@@ -32,6 +35,8 @@ from .errors import (
     PayloadError,
     RegistrationError,
     ResultNotReadyError,
+    SimulationError,
+    UnknownStatusError,
 )
 from .records import BackendStatus, ClaimedJob, QueueJobStatus
 
@@ -67,9 +72,12 @@ __all__ = [
     "BackendStatus",
     "CallbackNotifier",
     "ClaimedJob",
+    "DeliveryError",
     "EmailNotifier",
     "FolderQueue",
+    "FolderQueueError",
     "InvalidTransitionError",
+    "JobConfigError",
     "JobError",
     "JobEvent",
     "JobFailedError",
@@ -83,6 +91,8 @@ __all__ = [
     "QueueJobStatus",
     "RegistrationError",
     "ResultNotReadyError",
+    "SimulationError",
+    "UnknownStatusError",
     "Worker",
     "WebhookNotifier",
     "encode_circuits",

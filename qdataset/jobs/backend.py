@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .errors import BackendNotFoundError, ResultNotReadyError
+from .errors import BackendNotFoundError, JobConfigError, ResultNotReadyError
 from .records import FINAL_STATUSES
 
 
@@ -39,7 +39,7 @@ class QueueBackend:
     def __init__(self, store_or_queue: Any, name: str = "aer", *, format: str = "qpy",
                  poll_interval: float = 0.05) -> None:
         if format not in ("qpy", "qasm3"):
-            raise ValueError(f"format {format!r} is unknown; use 'qpy' or 'qasm3'")
+            raise JobConfigError(f"format {format!r} is unknown; use 'qpy' or 'qasm3'")
         self.queue = _as_queue(store_or_queue)
         self._name = name
         self.format = format

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import QDatasetError
+from ..job_status import UnknownJobStatusError
 
 
 class JobError(QDatasetError):
@@ -29,6 +30,14 @@ class RegistrationError(JobError, ValueError):
     """Jobs and ``notify_status`` given to the watcher do not match, or a status is unknown."""
 
 
+class UnknownStatusError(RegistrationError, UnknownJobStatusError):
+    """A status given to the watcher is not a job status name or alias.
+
+    Also an :class:`~qdataset.job_status.UnknownJobStatusError`, which the
+    experiment layer raises for the same mistake.
+    """
+
+
 class JobFailedError(JobError):
     """The job ended in ERROR or CANCELLED, so it has no result."""
 
@@ -37,5 +46,29 @@ class ResultNotReadyError(JobError):
     """The job has not finished yet; wait for it or poll its status."""
 
 
-class NotifierConfigError(JobError, ValueError):
+class JobConfigError(JobError, ValueError):
+    """An argument configuring a watcher, worker or backend is invalid (e.g. a poll interval)."""
+
+
+class NotifierConfigError(JobConfigError):
     """A notifier is missing configuration (host, recipients, credentials, URL)."""
+
+
+class SimulationError(JobError, RuntimeError):
+    """The simulator ran a payload but its result reports failure."""
+
+
+class DeliveryError(JobError, OSError):
+    """A notifier could not deliver an event (SMTP or HTTP failure, non-2xx answer).
+
+    Also an ``OSError``, like the socket, SMTP and urllib errors it wraps
+    (kept as ``__cause__``).  The watcher retries it with backoff.
+    """
+
+
+class FolderQueueError(JobError, OSError):
+    """A file of a :class:`~qdataset.jobs.FolderQueue` cannot be read or written.
+
+    Also an ``OSError``, like the error it wraps (kept as ``__cause__``); a file
+    that is not valid JSON is reported the same way.
+    """

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _transitions as tr
+from .errors import FolderQueueError
 from .queue import _backend_status
 from .records import (
     BackendStatus,
@@ -52,7 +53,13 @@ class FolderQueue:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.root = Path(path).expanduser().absolute()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FolderQueueError(
+                f"cannot create the queue folder {str(self.root)!r}: {exc}; "
+                "pass a folder you may write to"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<FolderQueue {str(self.root)!r}>"
@@ -68,17 +75,26 @@ class FolderQueue:
 
     # -- files ---------------------------------------------------------------------
     def _write(self, target: Path, text: str) -> None:
-        tmp_dir = self.root / ".tmp"
-        tmp_dir.mkdir(exist_ok=True)
-        tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
-        tmp.write_text(text, encoding="utf-8")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
+        # Write beside, then rename: readers never see a half-written file.
+        try:
+            tmp_dir = self.root / ".tmp"
+            tmp_dir.mkdir(exist_ok=True)
+            tmp = tmp_dir / f"{uuid.uuid4().hex}.json"
+            tmp.write_text(text, encoding="utf-8")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise FolderQueueError(f"cannot write {str(target)!r}: {exc}") from exc
 
     @staticmethod
     def _read(path: Path) -> Any:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
+        try:
+            with open(path, encoding="utf-8") as file:
+                return json.load(file)
+        except (OSError, ValueError) as exc:  # ValueError: not JSON (or not UTF-8)
+            raise FolderQueueError(
+                f"cannot read {str(path)!r} as a JSON file of the queue: {exc}"
+            ) from exc
 
     def _config_path(self, backend: str) -> Path:
         return self.root / "backends" / "configs" / f"{check_backend_name(backend)}.json"

@@ -16,7 +16,7 @@ import configparser
 import json
 import os
 import smtplib
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import NotifierConfigError
+from .errors import DeliveryError, NotifierConfigError
 
 
 @dataclass(frozen=True)
@@ -210,14 +210,21 @@ class EmailNotifier:
         return msg
 
     def notify(self, event: JobEvent) -> None:
+        """Send the e-mail for ``event``; :class:`DeliveryError` if the server refuses it."""
         smtp_class = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
-        with smtp_class(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            user, password = self._login()
-            if user and password:
-                smtp.login(user, password)
-            smtp.send_message(self.message(event))
+        try:
+            with smtp_class(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                user, password = self._login()
+                if user and password:
+                    smtp.login(user, password)
+                smtp.send_message(self.message(event))
+        except OSError as exc:  # smtplib.SMTPException and socket errors are OSErrors
+            raise DeliveryError(
+                f"e-mail about {event} via {self.host}:{self.port} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
 
 # -- webhook -----------------------------------------------------------------------------
@@ -239,10 +246,10 @@ class WebhookNotifier:
         self.headers = dict(headers or {})
         self.token_env = token_env
         self.timeout = timeout
-        self.name = f"webhook:{url}"
+        self.name = f"webhook:{_without_password(url)}"
 
     def __repr__(self) -> str:
-        return f"<WebhookNotifier {self.url}>"
+        return f"<WebhookNotifier {_without_password(self.url)}>"
 
     def notify(self, event: JobEvent) -> None:
         body = json.dumps(event.to_dict()).encode()
@@ -256,7 +263,22 @@ class WebhookNotifier:
                 )
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            if not 200 <= response.status < 300:
-                raise urllib.error.HTTPError(self.url, response.status, response.reason,
-                                             response.headers, None)
+        shown = _without_password(self.url)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                status, reason = response.status, response.reason
+        except OSError as exc:  # URLError, HTTPError (4xx/5xx) and timeouts are OSErrors
+            raise DeliveryError(
+                f"webhook {shown} failed for {event}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not 200 <= status < 300:  # e.g. a 3xx that urllib did not follow
+            raise DeliveryError(f"webhook {shown} answered {status} {reason} for {event}")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``, for names and messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -12,33 +12,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PayloadError, RegistrationError
+from ..job_status import FINAL_STATUSES, STATUSES, UnknownJobStatusError, job_status_name
+from .errors import PayloadError, UnknownStatusError
 
-#: Status names, as in qiskit's ``JobStatus``.
-STATUSES = ("INITIALIZING", "QUEUED", "VALIDATING", "RUNNING", "CANCELLED", "DONE", "ERROR")
-FINAL_STATUSES = frozenset({"DONE", "ERROR", "CANCELLED"})
-_ALIASES = {"CANCELED": "CANCELLED", "COMPLETED": "DONE", "FAILED": "ERROR"}
+# FINAL_STATUSES and STATUSES are re-exported: the queue and watcher import them from here.
+__all__ = ["FINAL_STATUSES", "STATUSES", "BackendStatus", "ClaimedJob", "QueueJobStatus",
+           "check_backend_name", "check_job_id", "new_job_id", "status_name", "to_json"]
 
 _BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 def status_name(status: Any) -> str:
-    """The canonical name of ``status``: a ``JobStatus``, its name or a string.
+    """The canonical name of ``status``: a ``JobStatus``, its name, or an alias.
+
+    The names and aliases are those of :mod:`qdataset.job_status`, shared
+    with the experiment layer; an unknown status is an
+    :class:`UnknownStatusError` (a ``RegistrationError``).
 
     >>> status_name("canceled")
     'CANCELLED'
     """
-    name = getattr(status, "name", status)
-    if not isinstance(name, str):
-        raise RegistrationError(
-            f"{status!r} is not a job status; use one of {', '.join(STATUSES)}"
-        )
-    name = _ALIASES.get(name.strip().upper(), name.strip().upper())
-    if name not in STATUSES:
-        raise RegistrationError(
-            f"{status!r} is not a job status; use one of {', '.join(STATUSES)}"
-        )
-    return name
+    try:
+        return job_status_name(status)
+    except UnknownJobStatusError as exc:
+        raise UnknownStatusError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import BackendNotFoundError, PayloadError
+from .errors import BackendNotFoundError, JobConfigError, PayloadError, SimulationError
 from .records import to_json
 
 LOG = logging.getLogger("qdataset.jobs")
@@ -146,7 +146,7 @@ def run_payload(payload: Mapping[str, Any], simulator: Any = None, *,
     circuits = transpile(circuits, simulator)
     result = simulator.run(circuits, shots=checked["shots"], **checked["options"]).result()
     if not result.success:
-        raise RuntimeError(f"the simulation failed: {result.status}")
+        raise SimulationError(f"the simulation failed: {result.status}")
     data = json.loads(to_json(result.to_dict(), "a job result"))
     if job_id is not None:
         data["job_id"] = job_id
@@ -176,7 +176,7 @@ class Worker:
                  name: str | None = None, simulator_options: Mapping[str, Any] | None = None
                  ) -> None:
         if poll <= 0:
-            raise ValueError("poll must be a positive number of seconds")
+            raise JobConfigError(f"poll must be a positive number of seconds, not {poll!r}")
         self.queue = queue
         self.backend = backend
         self.poll = poll
