@@ -1,24 +1,35 @@
 """Analysis callbacks of an experiment: queued in order, run after the jobs, cancellable.
 
-:class:`AnalysisRunner` is a base class of :class:`~qdataset.experiment.ExperimentData`;
-it works on the experiment's ``_lock``, ``_jobs``, ``_callbacks``, ``_local``,
-``_note_status`` and ``_changed``.
+:class:`AnalysisRunner` is owned by :class:`~qdataset.experiment.ExperimentData`.
+It is given a worker pool to run callbacks on and an ``on_change`` callback;
+it knows nothing else of the experiment (the experiment binds itself into
+each callback before handing it over).
+
+A queued callback occupies no thread: it is chained onto the futures it
+depends on (:func:`~.workers.when_all_done`) and submitted to the pool only
+when the last of them finishes, so experiments whose jobs are slow never
+hold threads that other experiments' analysis needs.
+
+Locking: ``AnalysisRunner._lock`` guards the callback records only; it is
+never held while a callback runs or while a future is resolved.
+
+>>> runner = AnalysisRunner("exp-id", workers.analysis, on_change)
+>>> runner.add(functools.partial(fit, exp), "fit", depends=job_outcomes)
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .errors import ExperimentClosedError
 from .status import AnalysisStatus, combine_analysis_statuses
-from .workers import format_exception, id_set, resolve, resolved, submit
-
-if TYPE_CHECKING:
-    from .experiment_data import ExperimentData
+from .workers import WorkerPool, format_exception, id_set, resolve, resolved, when_all_done
 
 LOG = logging.getLogger("qdataset.experiment")
 
@@ -32,162 +43,162 @@ class Callback:
         self.name = name
         self.status = status
         self.error_message: str | None = None
-        self.cancel_request: futures.Future = futures.Future()
-        self.future: futures.Future = resolved(status is AnalysisStatus.DONE)
+        # -> True if it ran successfully, False otherwise; set once it is over.
+        self.future: futures.Future = (futures.Future() if status is AnalysisStatus.QUEUED
+                                       else resolved(status is AnalysisStatus.DONE))
         self.acknowledged = False
 
     def to_row(self) -> dict[str, Any]:
         return {"callback_id": self.callback_id, "name": self.name, "status": self.status.name,
                 "error_message": self.error_message}
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Callback:
+        """A callback record as saved (over: it never runs again)."""
+        status = AnalysisStatus[row["status"]]
+        callback = cls(row["name"], row["callback_id"], status)
+        callback.future = resolved(status is AnalysisStatus.DONE)
+        callback.error_message = row["error_message"]
+        callback.acknowledged = True
+        return callback
+
+
+def _failed(future: futures.Future) -> bool:
+    return future.cancelled() or future.exception() is not None or future.result() is False
+
 
 class AnalysisRunner:
-    """Running analysis callbacks, cancelling them, waiting for results, analysis statuses."""
+    """Running analysis callbacks in order, cancelling them, analysis statuses."""
 
-    def add_analysis_callback(self, callback: Callable[..., Any], **kwargs: Any) -> str:
-        """Run ``callback(self, **kwargs)`` once the jobs and earlier callbacks finish.
+    def __init__(self, owner: str, pool: WorkerPool, on_change: Callable[[], None]) -> None:
+        self._owner = owner  # the experiment id, for messages
+        self._pool = pool
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._callbacks: OrderedDict[str, Callback] = OrderedDict()
+        self._local = threading.local()  # which callback this thread is running
 
-        Callbacks run in the order they were added.  If a job or an earlier
-        callback did not succeed, the callback is CANCELLED instead of run; a
-        callback that raises is recorded as ERROR with its traceback, and the
-        callbacks queued after it are CANCELLED.  Returns the callback id.
+    def add(self, fn: Callable[[], Any], name: str, depends: Iterable[futures.Future]) -> str:
+        """Queue ``fn()`` to run once ``depends`` and the earlier callbacks succeeded.
 
-        >>> def fit(exp, threshold=0.5):
-        ...     exp.add_analysis_results(AnalysisResult("p0", value=...))
-        >>> exp.add_analysis_callback(fit, threshold=0.9)
+        If one of them fails, the callback is CANCELLED instead.  Returns its id.
         """
+        record = Callback(name)
         with self._lock:
-            record = Callback(getattr(callback, "__name__", repr(callback)))
-            depends = [r.outcome for r in self._jobs.values() if not r.acknowledged]
-            depends += [c.future for c in self._callbacks.values() if not c.acknowledged]
+            waits = [*depends, *(c.future for c in self._callbacks.values()
+                                 if not c.acknowledged)]
             self._callbacks[record.callback_id] = record
-            record.future = submit("analysis", self._run_callback, record, depends,
-                                   callback, kwargs)
-        self._note_status()
+        when_all_done(waits, lambda: self._ready(record, fn, waits), early=_failed)
+        self._on_change()
         return record.callback_id
 
-    def _run_callback(self, record: Callback, depends: list[futures.Future],
-                      callback: Callable[..., Any], kwargs: dict[str, Any]) -> bool:
-        while True:
-            if record.cancel_request.done():
-                return False
-            if any(f.done() and (f.exception() is not None or f.result() is False)
-                   for f in depends):
-                self._cancel_callback(record, "not run: a job or an earlier analysis callback "
-                                      "did not succeed")
-                return False
-            pending = [f for f in depends if not f.done()]
-            if not pending:
-                break
-            futures.wait([*pending, record.cancel_request], return_when=futures.FIRST_COMPLETED)
+    def _ready(self, record: Callback, fn: Callable[[], Any],
+               waits: list[futures.Future]) -> None:
+        """Its dependencies are over (runs on the thread that finished the last one)."""
+        if any(f.done() and _failed(f) for f in waits):
+            self._cancel_one(record, "not run: a job or an earlier analysis callback did not "
+                                     "succeed")
+            return
+        try:
+            self._pool.submit(self._run, record, fn)
+        except ExperimentClosedError:
+            self._cancel_one(record, "not run: the experiment was closed")
+
+    def _run(self, record: Callback, fn: Callable[[], Any]) -> None:
         with self._lock:
             if record.status is not AnalysisStatus.QUEUED:
-                return False
+                return  # cancelled while waiting for a thread
             record.status = AnalysisStatus.RUNNING
-        self._note_status()
+        self._on_change()
         self._local.running = record.callback_id
+        succeeded = False
         try:
-            callback(self, **kwargs)
+            fn()
+            succeeded = True
         except Exception as exc:  # noqa: BLE001 - recorded with its traceback
             with self._lock:
                 record.status = AnalysisStatus.ERROR
                 record.error_message = format_exception(exc)
                 later = list(self._callbacks.values())
                 later = later[later.index(record) + 1:]
-                for other in later:
-                    self._cancel_callback(other, f"cancelled because analysis callback "
-                                                 f"{record.name!r} failed")
+            # Last first, so no cancellation runs down a chain of dependants.
+            for other in reversed(later):
+                self._cancel_one(other, f"cancelled because analysis callback "
+                                        f"{record.name!r} failed")
             LOG.warning("analysis callback %s of experiment %s failed:\n%s", record.name,
-                        self.experiment_id, record.error_message)
-            return False
+                        self._owner, record.error_message)
         else:
             with self._lock:
                 record.status = AnalysisStatus.DONE
-            return True
         finally:
             self._local.running = None
-            self._note_status()
-            self._changed()
+            self._on_change()  # noted (and auto-saved) before anyone waiting is woken
+            resolve(record.future, succeeded)
 
-    def _cancel_callback(self, record: Callback, reason: str) -> bool:
+    def _cancel_one(self, record: Callback, reason: str) -> bool:
         """Cancel a queued callback; False if it is running (it cannot be stopped)."""
         with self._lock:
-            if record.status is AnalysisStatus.QUEUED:
-                record.status = AnalysisStatus.CANCELLED
-                record.error_message = reason
-                resolve(record.cancel_request, True)
-                return True
-            return record.status is not AnalysisStatus.RUNNING
+            if record.status is not AnalysisStatus.QUEUED:
+                return record.status is not AnalysisStatus.RUNNING
+            record.status = AnalysisStatus.CANCELLED
+            record.error_message = reason
+        resolve(record.future, False)
+        return True
 
-    def cancel_analysis(self, ids: str | Iterable[str] | None = None) -> bool:
-        """Cancel queued analysis callbacks (all, or those with the given ids).
-
-        A running callback cannot be stopped: then the answer is False.
-        """
+    def cancel(self, ids: str | Iterable[str] | None = None,
+               reason: str = "cancelled by cancel_analysis()") -> bool:
+        """Cancel queued callbacks (all, or those with the given ids); False if one runs."""
+        wanted = id_set(ids)
         with self._lock:
-            wanted = id_set(ids)
             records = [c for cid, c in self._callbacks.items() if wanted is None or cid in wanted]
-            answer = all([self._cancel_callback(c, "cancelled by cancel_analysis()")
-                          for c in reversed(records)])
-        self._note_status()
-        self._changed()
+        answer = all([self._cancel_one(c, reason) for c in reversed(records)])
+        self._on_change()
         return answer
 
-    def _pending_futures(self, include_jobs: bool = True) -> list[futures.Future]:
-        """Futures to wait for; inside a callback, not that callback nor later ones."""
+    # -- waiting ---------------------------------------------------------------------------
+    def unfinished(self) -> list[futures.Future]:
+        """Futures of unfinished callbacks; inside a callback, only those before it."""
+        running = getattr(self._local, "running", None)
+        out = []
         with self._lock:
-            out = [r.outcome for r in self._jobs.values()] if include_jobs else []
-            running = getattr(self._local, "running", None)
             for cid, callback in self._callbacks.items():
                 if cid == running:
                     break
                 out.append(callback.future)
         return [f for f in out if not f.done()]
 
-    def block_for_results(self, timeout: float | None = None) -> ExperimentData:
-        """Wait until all jobs and analysis callbacks have finished (or ``timeout`` s passed).
-
-        Returns self, so ``exp.block_for_results().status()`` reads naturally.
-        Jobs and callbacks that finished are then no longer waited on by new
-        callbacks (as in qiskit-experiments).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            pending = self._pending_futures()
-            if not pending:
-                break
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            futures.wait(pending, timeout=remaining)
-            if deadline is not None and time.monotonic() >= deadline:
-                LOG.info("block_for_results: timed out waiting for experiment %s",
-                         self.experiment_id)
-                break
+    def acknowledge_finished(self) -> None:
+        """Finished callbacks are no longer waited on by callbacks added from now on."""
         with self._lock:
-            for record in self._jobs.values():
-                if record.final:
-                    record.acknowledged = True
             for callback in self._callbacks.values():
                 if callback.future.done():
                     callback.acknowledged = True
-        self._note_status()
-        return self
 
-    # -- status and errors ------------------------------------------------------------------
-    def analysis_status(self) -> AnalysisStatus:
+    # -- status and records ----------------------------------------------------------------
+    def status(self) -> AnalysisStatus:
         """Combined analysis status: ERROR > CANCELLED > RUNNING > QUEUED > DONE."""
         with self._lock:
             return combine_analysis_statuses(c.status for c in self._callbacks.values())
 
+    def has_callbacks(self) -> bool:
+        with self._lock:
+            return bool(self._callbacks)
 
-    def analysis_errors(self) -> str:
+    def errors(self) -> str:
         """Tracebacks of failed analysis callbacks."""
         with self._lock:
             return "".join(f"\n[Analysis Callback ID: {c.callback_id}] {c.name}: "
                            f"{c.error_message}"
                            for c in self._callbacks.values() if c.status is AnalysisStatus.ERROR)
 
-
-    def analysis_callbacks(self) -> list[dict[str, Any]]:
-        """Records of the analysis callbacks: id, name, status, error message or reason."""
+    def records(self) -> list[dict[str, Any]]:
+        """The callback records: id, name, status, error message or reason."""
         with self._lock:
             return [c.to_row() for c in self._callbacks.values()]
+
+    def restore(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Take the saved callback records of a loaded experiment."""
+        with self._lock:
+            for row in rows:
+                callback = Callback.from_row(row)
+                self._callbacks[callback.callback_id] = callback

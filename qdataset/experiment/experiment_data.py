@@ -6,17 +6,35 @@ the rows of an ordinary run (``exp.dataset``), and experiment records, job
 records, analysis results, figures and child links live in the experiment
 tables (see :mod:`qdataset.store.experiments`).
 
-This module holds the state, the descriptive fields, data rows, status and
-children; the rest comes from one base class per job: jobs in
-:mod:`.job_runner`, analysis callbacks in :mod:`.analysis_runner`, analysis
-results and figures in :mod:`.artifacts`, save/load/copy in :mod:`.persistence`.
+ExperimentData is composed of parts it owns, each given only what it needs:
+
+==================  ===========================================================
+part                owns
+==================  ===========================================================
+``DataRows``        the data rows in the DataSet (:mod:`.rows`)
+``Workers``         this experiment's job and analysis threads (:mod:`.workers`)
+``JobRunner``       job records, collecting results, timeouts (:mod:`.job_runner`)
+``AnalysisRunner``  analysis callbacks, chained after the jobs (:mod:`.analysis_runner`)
+``Artifacts``       analysis results and figures (:mod:`.artifacts`)
+``Persistence``     save and auto-save (:mod:`.persistence`)
+==================  ===========================================================
+
+This class keeps the descriptive fields, the children and the status
+history, and delegates everything else.  Lock order: ``ExperimentData._lock``
+may be held while taking a part's lock, never the reverse; no lock is held
+while a job is asked anything, a row is written or a save runs.
+
+Threads: an experiment's worker threads exist only while it has jobs to wait
+for or callbacks to run, so experiments that are never closed leave nothing
+behind.  ``close()`` (or ``with ExperimentData(...) as exp:``) waits for the
+work, then refuses new jobs and callbacks.
 
 >>> from qiskit_aer import AerSimulator
 >>> backend = AerSimulator(seed_simulator=7)
->>> exp = ExperimentData(store=store, backend=backend, experiment_type="bell")
->>> exp.add_jobs(backend.run(circuits, shots=1000))
->>> exp.add_analysis_callback(fit)            # fit(exp, **kwargs), after the jobs
->>> exp.block_for_results(timeout=60).status().name
+>>> with ExperimentData(store=store, backend=backend, experiment_type="bell") as exp:
+...     exp.add_jobs(backend.run(circuits, shots=1000))
+...     exp.add_analysis_callback(fit)            # fit(exp, **kwargs), after the jobs
+>>> exp.status().name
 'DONE'
 >>> exp.save()
 >>> same = ExperimentData.load(exp.experiment_id, store)
@@ -24,31 +42,43 @@ results and figures in :mod:`.artifacts`, save/load/copy in :mod:`.persistence`.
 
 from __future__ import annotations
 
+import copy as copy_module
+import functools
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 from ..store.experiments import ExperimentStorage
-from . import jobs as job_tools
+from . import persistence, serialization
 from . import rows as row_layout
-from .analysis_runner import AnalysisRunner, Callback
+from .analysis_runner import AnalysisRunner
 from .artifacts import Artifacts
-from .errors import ExperimentDataError, ExperimentEntryNotFound
+from .errors import (
+    ExperimentClosedError,
+    ExperimentDataError,
+    ExperimentEntryNotFound,
+    InvalidIndexError,
+    UnsupportedResultError,
+)
 from .figures import FigureData
-from .job_runner import JobRecord, JobRunner
-from .persistence import Persistence
+from .job_runner import BackendInfo, JobRecord, JobRunner
+from .persistence import Persistence, Snapshot
 from .results import AnalysisResult
-from .status import ExperimentStatus, experiment_status
+from .status import AnalysisStatus, ExperimentStatus, JobStatus, experiment_status
+from .workers import Workers
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from ..dataset import DataSet
     from ..store import Store
 
 
-class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
+class ExperimentData:
     """Jobs, data, analysis results and figures of one experiment, kept in a qdataset store.
 
     >>> exp = ExperimentData(store=store, backend=AerSimulator(seed_simulator=7),
@@ -91,31 +121,16 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
 
             store = default_store()
         self._store = store
-        self._storage = ExperimentStorage(store)
-        self._lock = threading.RLock()
-        self._save_lock = threading.Lock()
-        self._local = threading.local()
+        self._lock = threading.Lock()  # descriptive fields, children, status history
         self._experiment_id = experiment_id or str(uuid.uuid4())
         self._experiment_type = experiment_type
         self._parent_id = parent_id
-        self._backend = None
-        self._backend_name: str | None = None
-        if backend is not None:
-            self._set_backend(backend)
         self._tags = _clean_tags(tags or [])
         self._notes = str(notes)
         self._metadata: dict[str, Any] = dict(metadata or {})
-        now = time.time()
-        self._created_at = now
-        self._updated_at = now
-        self._jobs: OrderedDict[str, JobRecord] = OrderedDict()
-        self._callbacks: OrderedDict[str, Callback] = OrderedDict()
-        self._results: OrderedDict[str, AnalysisResult] = OrderedDict()
-        self._figures: OrderedDict[str, FigureData] = OrderedDict()
-        self._dirty_figures: set[str] = set()
+        self._created_at = self._updated_at = time.time()
         self._children: OrderedDict[str, ExperimentData] = OrderedDict()
         self._history: list[tuple[str, float]] = []
-        self._auto_save = False
         if _dataset is None:
             from ..dataset import DataSet
 
@@ -124,14 +139,24 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
             _dataset.add_metadata("experiment_id", self._experiment_id)
             if experiment_type:
                 _dataset.add_metadata("experiment_type", experiment_type)
-        self._dataset = _dataset
-        self._note_status()
+        owner = self._experiment_id
+        self._rows = row_layout.DataRows(_dataset)
+        self._backend = BackendInfo(backend)
+        self._workers = Workers(owner)
+        self._jobs = JobRunner(owner, self._rows, self._workers.jobs, self._backend,
+                               self._on_change)
+        self._analysis = AnalysisRunner(owner, self._workers.analysis, self._on_change)
+        self._artifacts = Artifacts(owner, self._wait_for_analysis, self.errors,
+                                    self._on_change)
+        self._persistence = Persistence(ExperimentStorage(store), self._prepare_save,
+                                        self._snapshot)
+        self._note_status(ask=False)
         for child in child_data or []:
             self.add_child_data(child)
         if auto_save:
             self.auto_save = True
 
-    # -- identity and descriptive fields ----------------------------------------------------
+    # -- identity and descriptive fields ---------------------------------------------------
     @property
     def experiment_id(self) -> str:
         """The experiment's UUID (a string)."""
@@ -144,7 +169,7 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
     @experiment_type.setter
     def experiment_type(self, value: str | None) -> None:
         self._experiment_type = value
-        self._changed()
+        self._on_change()
 
     @property
     def parent_id(self) -> str | None:
@@ -154,32 +179,29 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
     @parent_id.setter
     def parent_id(self, value: str | None) -> None:
         self._parent_id = value
-        self._changed()
+        self._on_change()
 
     @property
     def backend(self) -> Any:
         """The backend object (None after :meth:`load`; see :attr:`backend_name`)."""
-        return self._backend
+        return self._backend.backend
 
     @backend.setter
     def backend(self, backend: Any) -> None:
-        self._set_backend(backend)
-        for child in self._children.values():
-            child._set_backend(backend)
-        self._changed()
-
-    def _set_backend(self, backend: Any) -> None:
-        self._backend = backend
-        self._backend_name = job_tools.backend_name(backend)
+        self._backend.set(backend)
+        for child in self.child_data():
+            child._backend.set(backend)  # children run on the parent's backend
+        self._on_change()
 
     @property
     def backend_name(self) -> str | None:
-        return self._backend_name
+        return self._backend.name
 
     @property
     def tags(self) -> list[str]:
         """Tags (a sorted list without duplicates); assign a list to change them."""
-        return list(self._tags)
+        with self._lock:
+            return list(self._tags)
 
     @tags.setter
     def tags(self, tags: list[str]) -> None:
@@ -187,8 +209,9 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
             raise ExperimentDataError(
                 f"tags must be a list of strings, got {type(tags).__name__}; "
                 "e.g. exp.tags = ['calibration']")
-        self._tags = _clean_tags(tags)
-        self._changed()
+        with self._lock:
+            self._tags = _clean_tags(tags)
+        self._on_change()
 
     @property
     def notes(self) -> str:
@@ -196,8 +219,9 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
 
     @notes.setter
     def notes(self, notes: str) -> None:
-        self._notes = str(notes)
-        self._changed()
+        with self._lock:
+            self._notes = str(notes)
+        self._on_change()
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -211,7 +235,7 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
     @property
     def dataset(self) -> DataSet:
         """The run holding this experiment's data rows (see :mod:`qdataset.experiment.rows`)."""
-        return self._dataset
+        return self._rows.dataset
 
     @property
     def created_at(self) -> float:
@@ -229,19 +253,42 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
 
     @property
     def job_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._jobs)
+        return self._jobs.job_ids()
 
     @property
     def figure_names(self) -> list[str]:
-        with self._lock:
-            return list(self._figures)
+        return self._artifacts.figure_names()
 
-    # -- data ----------------------------------------------------------------------------------
-    def _add_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        encoded = [row_layout.encode(row) for row in rows]
-        if encoded:
-            self._dataset.add_results(encoded)
+    # -- data and jobs ---------------------------------------------------------------------
+    def add_data(self, data: Any) -> None:
+        """Add data: a qiskit Result or PrimitiveResult, a dict, or a list of those.
+
+        Dicts are stored as given (known keys such as ``counts`` and ``shots``
+        in their own columns, the rest as JSON).  A Result's job id gets a job
+        record; a failed Result records that job as ERROR.  Job objects are
+        handed to :meth:`add_jobs`.
+        """
+        self._jobs.add_data(data)
+
+    def add_jobs(self, jobs: Any, timeout: float | None = None) -> None:
+        """Collect the results of ``jobs`` (one job or a list) into this experiment.
+
+        Accepts qiskit jobs (``AerSimulator().run``, ``GenericBackendV2.run``,
+        Aer ``SamplerV2``/``EstimatorV2`` jobs) and any object with ``job_id()``,
+        ``status()`` and ``result()``.  Each job is waited on by a thread of
+        this experiment; its rows arrive in :attr:`dataset` as soon as it finishes.
+
+        ``timeout``: jobs not finished that many seconds from now are recorded
+        as CANCELLED (by timeout) in qdataset's records and cancelled on the
+        backend where possible; results arriving later are discarded.  A
+        running Aer job cannot be stopped, only queued ones.
+        """
+        self._refuse_if_closed("add_jobs")
+        self._jobs.add_jobs(jobs, timeout)
+
+    def jobs(self) -> list[Any]:
+        """The job objects (None for jobs known only from records, e.g. after load)."""
+        return self._jobs.jobs()
 
     def data(self, index: int | slice | str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
         """The data dicts: all (None), one (int), some (slice) or those of a job (job id).
@@ -251,27 +298,151 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
          'shots': 1000, 'meas_level': 2, 'metadata': {...}}
         """
         if index is None or isinstance(index, slice | str):
-            rows = self._read_rows()
+            rows = self._rows.read()
             if index is None:
                 return rows
             if isinstance(index, slice):
                 return rows[index]
             return [row for row in rows if row.get("job_id") == index]
         if isinstance(index, int):
-            length = self._dataset.length
+            length = self._rows.length
             position = index + length if index < 0 else index
             if not 0 <= position < length:
                 raise ExperimentEntryNotFound(
                     f"experiment {self.experiment_id} has {length} data rows, so index "
                     f"{index} does not exist; use exp.data() to see them all")
-            return self._read_rows(position, position + 1)[0]
-        raise TypeError(f"data index must be int, slice, job id or None, not {type(index)}")
+            return self._rows.read(position, position + 1)[0]
+        raise InvalidIndexError(
+            f"data index must be int, slice, job id or None, not {type(index).__name__}")
 
-    def _read_rows(self, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
-        columns = self._dataset.get_data(*row_layout.NAMES, start=start, end=end)
-        return [row_layout.decode(values) for values in row_layout.columns_to_values(columns)]
+    def cancel_jobs(self, ids: str | Iterable[str] | None = None) -> bool:
+        """Cancel unfinished jobs (all, or those with the given ids).
 
-    # -- status --------------------------------------------------------------------------------
+        They are recorded as CANCELLED at once; results that still arrive are
+        discarded.  Returns False if the backend could not stop some of them
+        (running Aer jobs cannot be stopped).
+        """
+        return self._jobs.cancel(ids)
+
+    def job_status(self) -> JobStatus:
+        """Combined job status: ERROR > CANCELLED > RUNNING > QUEUED > ... > DONE."""
+        return self._jobs.status()
+
+    def job_errors(self) -> str:
+        """Error messages of failed jobs, one ``[Job ID: ...]`` entry per job."""
+        return self._jobs.errors()
+
+    def job_records(self) -> list[dict[str, Any]]:
+        """qdataset's records of the jobs: id, backend, timestamps, status, error message."""
+        return self._jobs.records()
+
+    # -- analysis --------------------------------------------------------------------------
+    def add_analysis_callback(self, callback: Callable[..., Any], **kwargs: Any) -> str:
+        """Run ``callback(self, **kwargs)`` once the jobs and earlier callbacks finish.
+
+        Callbacks run in the order they were added.  If a job or an earlier
+        callback did not succeed, the callback is CANCELLED instead of run; a
+        callback that raises is recorded as ERROR with its traceback, and the
+        callbacks queued after it are CANCELLED.  Returns the callback id.
+        While it waits, a callback occupies no thread.
+
+        >>> def fit(exp, threshold=0.5):
+        ...     exp.add_analysis_results(AnalysisResult("p0", value=...))
+        >>> exp.add_analysis_callback(fit, threshold=0.9)
+        """
+        self._refuse_if_closed("add_analysis_callback")
+        name = getattr(callback, "__name__", repr(callback))
+        return self._analysis.add(functools.partial(callback, self, **kwargs), name,
+                                  self._jobs.outcomes(unacknowledged=True))
+
+    def cancel_analysis(self, ids: str | Iterable[str] | None = None) -> bool:
+        """Cancel queued analysis callbacks (all, or those with the given ids).
+
+        A running callback cannot be stopped: then the answer is False.
+        """
+        return self._analysis.cancel(ids)
+
+    def analysis_status(self) -> AnalysisStatus:
+        """Combined analysis status: ERROR > CANCELLED > RUNNING > QUEUED > DONE."""
+        return self._analysis.status()
+
+    def analysis_errors(self) -> str:
+        """Tracebacks of failed analysis callbacks."""
+        return self._analysis.errors()
+
+    def analysis_callbacks(self) -> list[dict[str, Any]]:
+        """Records of the analysis callbacks: id, name, status, error message or reason."""
+        return self._analysis.records()
+
+    def block_for_results(self, timeout: float | None = None) -> ExperimentData:
+        """Wait until all jobs and analysis callbacks have finished (or ``timeout`` s passed).
+
+        Returns self, so ``exp.block_for_results().status()`` reads naturally.
+        Jobs and callbacks that finished are then no longer waited on by new
+        callbacks (as in qiskit-experiments).  Inside a callback it waits for
+        the jobs and the callbacks before that one.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = [f for f in self._jobs.outcomes() if not f.done()]
+            pending += self._analysis.unfinished()
+            if not pending:
+                break
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            futures.wait(pending, timeout=remaining)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        self._jobs.acknowledge_finished()
+        self._analysis.acknowledge_finished()
+        self._note_status(ask=True)
+        return self
+
+    def _wait_for_analysis(self, timeout: float | None) -> None:
+        futures.wait(self._analysis.unfinished(), timeout=timeout)
+
+    # -- analysis results and figures ------------------------------------------------------
+    def add_analysis_results(self, results: AnalysisResult | Iterable[AnalysisResult]) -> None:
+        """Add one or more :class:`AnalysisResult`.
+
+        >>> exp.add_analysis_results(AnalysisResult("fidelity", 0.98, quality="good"))
+        """
+        self._artifacts.add_results(results)
+
+    def analysis_results(self, index: int | slice | str | None = None, *, block: bool = True,
+                         timeout: float | None = None) -> Any:
+        """Analysis results: all, by position, slice, result id or name.
+
+        With ``block`` (the default) it first waits for running analysis
+        callbacks.  A name shared by several results gives a list.
+        """
+        return self._artifacts.results(index, block=block, timeout=timeout)
+
+    def delete_analysis_result(self, key: int | str) -> str:
+        """Delete an analysis result by position, id or (unique) name; returns its id."""
+        return self._artifacts.delete_result(key)
+
+    def add_figures(self, figures: Any, figure_names: str | Sequence[str] | None = None,
+                    overwrite: bool = False) -> str | list[str]:
+        """Add figures: matplotlib Figures (stored as SVG), SVG text/bytes or PNG bytes.
+
+        Names default to ``figure_<id>_<n>``; a name already in use gets a
+        ``-1``, ``-2``, ... suffix unless ``overwrite``.  Returns the name(s)
+        used: a str for one figure, a list for a list.
+
+        >>> exp.add_figures(fig, figure_names="hist")
+        'hist'
+        """
+        return self._artifacts.add_figures(figures, figure_names, overwrite)
+
+    def figure(self, key: str | int) -> FigureData:
+        """A figure by name or position: ``.data`` (bytes), ``.format`` ("svg"/"png")."""
+        return self._artifacts.figure(key)
+
+    def delete_figure(self, key: str | int) -> str:
+        """Delete a figure by name or position; returns its name."""
+        return self._artifacts.delete_figure(key)
+
+    # -- status ----------------------------------------------------------------------------
     def status(self) -> ExperimentStatus:
         """The experiment's status (see :class:`ExperimentStatus`); errors come first.
 
@@ -280,20 +451,31 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
         are unfinished; POST_PROCESSING while callbacks are queued or running;
         else DONE.  Every change is appended to :attr:`status_history`.
         """
-        return self._note_status()
+        return self._note_status(ask=True)
 
-    def _compute_status(self) -> ExperimentStatus:
-        with self._lock:
-            empty = not (self._jobs or self._callbacks or self._results or self._figures
-                         or self._children or self._dataset.length)
-            return experiment_status(empty, self.job_status(), self.analysis_status())
+    def _note_status(self, ask: bool) -> ExperimentStatus:
+        """Compute the status and record a change; ``ask``: ask unfinished jobs first.
 
-    def _note_status(self) -> ExperimentStatus:
-        status = self._compute_status()
+        Jobs and the data run are asked before taking the lock (remote calls,
+        database reads); under it only recorded state is combined, so the
+        history is appended in the order the statuses were computed.
+        """
+        if ask:
+            self._jobs.refresh()
+        has_rows = self._rows.has_rows()
         with self._lock:
+            empty = not (has_rows or self._children or self._jobs.has_jobs()
+                         or self._analysis.has_callbacks() or self._artifacts.has_any())
+            status = experiment_status(empty, self._jobs.status(ask=False),
+                                       self._analysis.status())
             if not self._history or self._history[-1][0] != status.name:
                 self._history.append((status.name, time.time()))
         return status
+
+    def _on_change(self) -> None:
+        """A part changed something: note the status, auto-save if asked to."""
+        self._note_status(ask=False)
+        self._persistence.changed(self._experiment_id)
 
     def errors(self) -> str:
         """All job and analysis errors ("" if none)."""
@@ -305,49 +487,215 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
         jobs = self.cancel_jobs()
         return analysis and jobs
 
-    # -- children ------------------------------------------------------------------------------
+    # -- lifetime --------------------------------------------------------------------------
+    def close(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work: wait for jobs and callbacks (if ``wait``, up to ``timeout`` s),
+        then cancel callbacks still queued and refuse new jobs and callbacks.
+
+        Data, results, figures and save() keep working.  Jobs already added are
+        still collected (a backend job is never cancelled by close).  Closing is
+        optional: worker threads end by themselves when the work is done.
+        Children are closed too.
+        """
+        if wait:
+            self.block_for_results(timeout)
+        self._workers.close()
+        self._analysis.cancel(reason="not run: the experiment was closed")
+        for child in self.child_data():
+            child.close(wait=wait, timeout=timeout)
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._workers.closed
+
+    def __enter__(self) -> ExperimentData:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close(wait=exc_type is None)  # after an error, do not wait for the jobs
+
+    def _refuse_if_closed(self, what: str) -> None:
+        if self._workers.closed:
+            raise ExperimentClosedError(
+                f"experiment {self.experiment_id} was closed, so {what}() is refused; "
+                "use exp.copy() or a new ExperimentData for more work")
+
+    # -- children --------------------------------------------------------------------------
     def add_child_data(self, experiment_data: ExperimentData) -> None:
         """Attach a child experiment (its ``parent_id`` becomes this experiment's id)."""
         if not isinstance(experiment_data, ExperimentData):
-            raise TypeError(f"child data must be ExperimentData, "
-                            f"not {type(experiment_data).__name__}")
+            raise UnsupportedResultError(f"child data must be ExperimentData, "
+                                         f"not {type(experiment_data).__name__}")
         experiment_data._parent_id = self.experiment_id
         with self._lock:
             self._children[experiment_data.experiment_id] = experiment_data
-        self._changed()
+        self._on_change()
 
     def child_data(self, index: int | slice | str | None = None) -> Any:
         """Child experiments: all, by position, slice, or experiment id."""
         with self._lock:
             children = list(self._children.values())
-            if index is None:
-                return children
-            if isinstance(index, int | slice):
-                try:
-                    return children[index]
-                except IndexError:
-                    pass
-            elif isinstance(index, str):
-                if index in self._children:
-                    return self._children[index]
-            else:
-                raise TypeError(f"child index must be int, slice or experiment id, "
-                                f"not {type(index).__name__}")
+            named = self._children.get(index) if isinstance(index, str) else None
+        if index is None:
+            return children
+        if isinstance(index, int | slice):
+            try:
+                return children[index]
+            except IndexError:
+                pass
+        elif isinstance(index, str):
+            if named is not None:
+                return named
+        else:
+            raise InvalidIndexError(f"child index must be int, slice or experiment id, "
+                                    f"not {type(index).__name__}")
         raise ExperimentEntryNotFound(
             f"experiment {self.experiment_id} has no child {index!r}; "
-            f"children: {list(self._children)}")
+            f"children: {[c.experiment_id for c in children]}")
 
-    # -- display ---------------------------------------------------------------------------------
+    # -- copy, save and load ---------------------------------------------------------------
+    def copy(self, copy_results: bool = True) -> ExperimentData:
+        """A copy with a new experiment id and a new data run.
+
+        Data rows, job records (unfinished jobs are followed by the copy too),
+        tags, notes and metadata are copied; with ``copy_results`` also the
+        analysis results (new result ids), figures and children (copied
+        recursively).  Analysis callbacks are not copied.  Do not call it from
+        inside an analysis callback with ``copy_results=True``.
+        """
+        with self._lock:
+            tags, notes = list(self._tags), self._notes
+        new = type(self)(store=self._store, backend=self.backend,
+                         experiment_type=self._experiment_type, parent_id=self._parent_id,
+                         tags=tags, notes=notes,
+                         metadata=copy_module.deepcopy(self._metadata))
+        new._backend.name = self._backend.name
+        new._rows.add(self.data())
+        new._jobs.adopt_records(self._jobs.twins())
+        if copy_results:
+            self._wait_for_analysis(None)
+            results, figures = self._artifacts.copies()
+            new._artifacts.restore(results, figures, saved=False)
+            for child in self.child_data():
+                new.add_child_data(child.copy(copy_results=True))
+        new._note_status(ask=False)
+        if self.auto_save:
+            new.auto_save = True
+        return new
+
+    @property
+    def auto_save(self) -> bool:
+        """Save after every change when True (setting it to True saves at once).
+
+        Edits of :attr:`metadata` in place are not noticed: call :meth:`save`.
+        """
+        return self._persistence.auto_save
+
+    @auto_save.setter
+    def auto_save(self, value: bool) -> None:
+        value = bool(value)
+        for child in self.child_data():
+            child.auto_save = value
+        if value and not self._persistence.auto_save:
+            self.save()
+        self._persistence.auto_save = value
+
+    def save(self) -> None:
+        """Write the experiment, job and callback records, analysis results, figures,
+        status history and children (recursively) to the store, in one transaction each.
+
+        The data rows are written by ``exp.dataset`` itself (flushed here, so a
+        :meth:`load` in another process sees all of them).
+        """
+        self._persistence.save()
+
+    def _prepare_save(self) -> None:
+        for child in self.child_data():
+            child.save()
+        self._rows.flush()  # rows buffered by this process reach the database now
+
+    def _snapshot(self) -> Snapshot:
+        status = self._note_status(ask=True)
+        jobs = self._jobs.records(ask=False)
+        callbacks = self._analysis.records()
+        results, figures, names = self._artifacts.for_save()
+        with self._lock:
+            self._updated_at = time.time()
+            record = {
+                "experiment_id": self.experiment_id,
+                "experiment_type": self._experiment_type,
+                "parent_id": self._parent_id,
+                "backend_name": self._backend.name,
+                "dataset_id": self._rows.dataset.id,
+                "tags": serialization.dumps(self._tags),
+                "notes": self._notes,
+                "metadata": serialization.dumps(self._metadata),
+                "status": status.name,
+                "created_at": self._created_at,
+                "updated_at": self._updated_at,
+            }
+            history, children = list(self._history), list(self._children)
+        written = [figure["name"] for figure in figures]
+        return Snapshot(record, jobs, callbacks, history, results, figures, names, children,
+                        on_saved=lambda: self._artifacts.saved(written))
+
+    @classmethod
+    def load(cls, experiment_id: str, store: Store | None = None) -> ExperimentData:
+        """The experiment saved under ``experiment_id`` (in this or another process).
+
+        Data, analysis results, figures, children, tags, notes, metadata and
+        the recorded job and callback statuses come back; job objects and
+        backends do not (:attr:`backend_name` is kept).
+        """
+        if store is None:
+            from ..store import default_store
+
+            store = default_store()
+        stored = persistence.read(store, experiment_id)
+        dataset = (store.read_dataset(stored["dataset_id"])
+                   if stored["dataset_id"] is not None else None)
+        exp = cls(store=store, experiment_type=stored["experiment_type"],
+                  parent_id=stored["parent_id"], experiment_id=experiment_id,
+                  tags=serialization.loads(stored["tags"]), notes=stored["notes"],
+                  metadata=serialization.loads(stored["metadata"]), _dataset=dataset)
+        exp._backend.name = stored["backend_name"]
+        exp._created_at = stored["created_at"]
+        exp._updated_at = stored["updated_at"]
+        exp._jobs.adopt_records(JobRecord.from_row(row) for row in stored["jobs"])
+        exp._analysis.restore(stored["callbacks"])
+        exp._artifacts.restore(
+            [AnalysisResult.from_row(row) for row in stored["results"]],
+            [FigureData(row["name"], row["format"], bytes(row["data"]), row["created_at"])
+             for row in stored["figures"]], saved=True)
+        children = [cls.load(child_id, store) for child_id in stored["children"]]
+        with exp._lock:
+            exp._children.update((child.experiment_id, child) for child in children)
+            exp._history = [(s, at) for s, at in stored["history"]]
+        return exp
+
+    @staticmethod
+    def find(store: Store | None = None, experiment_type: str | None = None,
+             parent_id: str | None = None) -> list[str]:
+        """Ids of saved experiments, newest first, optionally by type or parent."""
+        if store is None:
+            from ..store import default_store
+
+            store = default_store()
+        return persistence.find(store, experiment_type, parent_id)
+
+    # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:
         parts = [repr(self._experiment_type), self.experiment_id]
         if self._parent_id:
             parts.append(f"parent_id={self._parent_id}")
         if self._tags:
             parts.append(f"tags={self._tags}")
-        if self._jobs:
-            parts.append(f"job_ids={list(self._jobs)}")
-        if self._figures:
-            parts.append(f"figure_names={list(self._figures)}")
+        if self.job_ids:
+            parts.append(f"job_ids={self.job_ids}")
+        if self.figure_names:
+            parts.append(f"figure_names={self.figure_names}")
         return f"ExperimentData({', '.join(parts)})"
 
     def __str__(self) -> str:
@@ -364,13 +712,13 @@ class ExperimentData(JobRunner, AnalysisRunner, Artifacts, Persistence):
         lines.append(f"Status: {status.name}")
         if status is ExperimentStatus.ERROR:
             lines.append("  " + self.errors().strip().replace("\n", "\n  "))
-        if self._backend_name:
-            lines.append(f"Backend: {self._backend_name}")
+        if self.backend_name:
+            lines.append(f"Backend: {self.backend_name}")
         if self._tags:
             lines.append(f"Tags: {self._tags}")
-        lines += [f"Data: {self._dataset.length} rows (run {self._dataset.id})",
-                  f"Analysis Results: {len(self._results)}",
-                  f"Figures: {len(self._figures)}"]
+        lines += [f"Data: {self._rows.length} rows (run {self._rows.dataset.id})",
+                  f"Analysis Results: {len(self.analysis_results(block=False))}",
+                  f"Figures: {len(self.figure_names)}"]
         return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from . import serialization
+from .errors import InvalidAnalysisResultError
 
 
 @dataclasses.dataclass
@@ -39,7 +40,8 @@ class AnalysisResult:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"AnalysisResult name must be a non-empty string, got {self.name!r}")
+            raise InvalidAnalysisResultError(
+                f"AnalysisResult name must be a non-empty string, got {self.name!r}")
         self.device_components = [str(c) for c in self.device_components]
 
     def copy(self) -> AnalysisResult:

@@ -136,3 +136,52 @@ def columns_to_values(columns: Sequence[np.ndarray]) -> list[list[Any]]:
 
 
 _HOW = {name: how for name, _, how in COLUMNS}
+
+
+class DataRows:
+    """The experiment's data rows in its DataSet: the only part that touches it.
+
+    Thread-safe through the DataSet's own locks; the experiment never holds
+    its locks while calling here, since adding rows may write to the database.
+
+    >>> rows = DataRows(dataset)
+    >>> rows.add([{"counts": {"0": 5}, "shots": 5}])
+    >>> rows.read(0, 1)
+    [{'counts': {'0': 5}, 'shots': 5}]
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self._dataset = dataset
+        self._seen_rows = False  # once true, stays true: rows are never removed
+
+    @property
+    def dataset(self) -> Any:
+        return self._dataset
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Encode and append data dicts (nothing happens for an empty list)."""
+        encoded = [encode(row) for row in rows]
+        if encoded:
+            self._dataset.add_results(encoded)
+            self._seen_rows = True
+
+    def read(self, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
+        """The data dicts of rows ``start <= i < end``."""
+        columns = self._dataset.get_data(*NAMES, start=start, end=end)
+        return [decode(values) for values in columns_to_values(columns)]
+
+    @property
+    def length(self) -> int:
+        return self._dataset.length
+
+    def has_rows(self) -> bool:
+        """True once the run has a row (a live view may ask the database)."""
+        if not self._seen_rows and self._dataset.length:
+            self._seen_rows = True
+        return self._seen_rows
+
+    def flush(self) -> None:
+        """Write rows buffered by this process, so other processes see them."""
+        flush = getattr(self._dataset, "flush", None)
+        if callable(flush):
+            flush()

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UnsupportedResultError
+
 _COMPLEX = "__complex__"
 _NDARRAY = "__ndarray__"
 
@@ -39,7 +41,9 @@ def _default(value: Any) -> Any:
         return value.tolist()
     if hasattr(value, "to_dict"):
         return value.to_dict()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+    raise UnsupportedResultError(
+        f"{type(value).__name__} is not JSON-serialisable; store numbers, strings, lists, "
+        "dicts, complex numbers or numpy values")
 
 
 def _hook(obj: dict[str, Any]) -> Any:
@@ -81,5 +85,5 @@ def _plain_default(value: Any) -> Any:
         return value.tolist()
     try:
         return _default(value)
-    except TypeError:
+    except UnsupportedResultError:
         return repr(value)

@@ -1,51 +1,162 @@
-"""Worker threads and futures shared by the job and analysis runners.
+"""Worker threads and futures of one experiment.
 
-Jobs are waited on (they block in ``job.result()``) and analysis callbacks run
-on two shared thread pools that exist only while they have work.
+Each :class:`~qdataset.experiment.ExperimentData` owns a :class:`Workers`:
+one pool of threads that wait for jobs (they block in ``job.result()``) and
+one that runs analysis callbacks.  A pool starts threads only when work is
+submitted and a thread ends as soon as its queue is empty, so an experiment
+that is never closed leaves no thread behind once its jobs and callbacks are
+done, and a long session does not accumulate idle threads per experiment.
+``close()`` additionally refuses new work.
 
->>> future = submit("analysis", fn, exp)
->>> resolve(record.outcome, True)     # False if someone resolved it first
+Analysis callbacks never wait inside a pool thread: :func:`when_all_done`
+submits them only once the futures they depend on have finished.
+
+>>> workers = Workers("exp-1")
+>>> future = workers.jobs.submit(collect, record)
+>>> when_all_done([future], lambda: print("all done"))
+>>> workers.close()
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from typing import Any
 
-_pool_lock = threading.Lock()
-_pools: dict[str, futures.ThreadPoolExecutor] = {}
-_pending: dict[str, int] = {"job": 0, "analysis": 0}
-#: Threads waiting on jobs (they block in job.result()) and running analysis callbacks.
-_POOL_SIZES = {"job": 32, "analysis": 8}
+from .errors import ExperimentClosedError
+
+#: Threads per experiment waiting on jobs.  Analysis callbacks of one experiment
+#: run one after the other, so one analysis thread per experiment is enough.
+JOB_THREADS = 16
+ANALYSIS_THREADS = 1
 
 
-def submit(kind: str, fn: Callable[..., Any], *args: Any) -> futures.Future:
-    """Run ``fn(*args)`` on the shared ``kind`` pool.
+class WorkerPool:
+    """Up to ``max_workers`` threads that exist only while there is queued work.
 
-    A pool exists only while it has work: when its last task ends it is shut
-    down, so no idle worker threads outlive the experiments that used them.
+    Unlike :class:`concurrent.futures.ThreadPoolExecutor`, idle workers do not
+    stay alive until shutdown: the pool needs no shutdown to release them.
+    Threads are not daemons, so (as with the executor) the interpreter lets
+    collected job results reach the database before it exits.
     """
 
-    def task() -> Any:
-        try:
-            return fn(*args)
-        finally:
-            with _pool_lock:
-                _pending[kind] -= 1
-                if _pending[kind] == 0 and _pools.get(kind) is executor:
-                    del _pools[kind]
-                    executor.shutdown(wait=False)
+    def __init__(self, name: str, max_workers: int) -> None:
+        self._name = name
+        self._max_workers = max_workers
+        self._lock = threading.Lock()  # leaf lock: nothing is called while it is held
+        self._tasks: deque[tuple[futures.Future, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
 
-    with _pool_lock:
-        executor = _pools.get(kind)
-        if executor is None:
-            executor = _pools[kind] = futures.ThreadPoolExecutor(
-                max_workers=_POOL_SIZES[kind], thread_name_prefix=f"qdataset-{kind}")
-        _pending[kind] += 1
-        return executor.submit(task)
+    def submit(self, fn: Callable[..., Any], *args: Any) -> futures.Future:
+        """Run ``fn(*args)`` on a worker thread; the future holds its outcome."""
+        future: futures.Future = futures.Future()
+        with self._lock:
+            if self._closed:
+                raise ExperimentClosedError(
+                    f"{self._name} was closed; create a new ExperimentData for more work")
+            self._tasks.append((future, fn, args))
+            if len(self._threads) < self._max_workers:
+                thread = threading.Thread(target=self._work, name=self._name)
+                self._threads.add(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if not self._tasks:
+                    self._threads.discard(me)  # no idle workers: end with the queue
+                    return
+                future, fn, args = self._tasks.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                value = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                future.set_exception(exc)
+            else:
+                future.set_result(value)
+
+    def close(self, timeout: float | None = 0) -> bool:
+        """Refuse new work; wait up to ``timeout`` s (None: no limit) for the threads.
+
+        Work already queued still runs (a job waiter must record its job's end;
+        queued analysis is cancelled by its runner, not here).  Returns True if
+        no worker thread is left.  A worker blocked in a job's ``result()``
+        cannot be interrupted; it ends when the job does.
+        """
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads - {threading.current_thread()})
+        if timeout is None or timeout > 0:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for thread in threads:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            return not (self._threads - {threading.current_thread()})
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def active_threads(self) -> int:
+        """Worker threads alive now (busy ones; idle workers do not exist)."""
+        with self._lock:
+            return len(self._threads)
+
+
+class Workers:
+    """The two pools of one experiment: job waiters and analysis callbacks."""
+
+    def __init__(self, owner: str) -> None:
+        self.jobs = WorkerPool(f"qdataset-job-{owner[:8]}", JOB_THREADS)
+        self.analysis = WorkerPool(f"qdataset-analysis-{owner[:8]}", ANALYSIS_THREADS)
+
+    def close(self, timeout: float | None = 0) -> bool:
+        """Close both pools (see :meth:`WorkerPool.close`); True if no thread is left."""
+        analysis = self.analysis.close(timeout)
+        jobs = self.jobs.close(timeout)
+        return analysis and jobs
+
+    @property
+    def closed(self) -> bool:
+        return self.jobs.closed
+
+
+def when_all_done(depends: Iterable[futures.Future], then: Callable[[], None],
+                  early: Callable[[futures.Future], bool] | None = None) -> None:
+    """Call ``then()`` once: when every future in ``depends`` has finished, or as
+    soon as one finishes for which ``early(future)`` is true.
+
+    ``then`` runs on the thread that finishes that future (or on this one if
+    the condition already holds), so nothing occupies a thread while waiting.
+    """
+    pending = list(depends)
+    lock = threading.Lock()
+    state = {"left": len(pending), "fired": False}
+
+    def one_done(future: futures.Future | None) -> None:
+        with lock:
+            if future is not None:
+                state["left"] -= 1
+            fire = not state["fired"] and (
+                state["left"] == 0 or (future is not None and early is not None
+                                       and early(future)))
+            state["fired"] = state["fired"] or fire
+        if fire:
+            then()
+
+    for future in pending:
+        future.add_done_callback(one_done)
+    if not pending:
+        one_done(None)
 
 
 def resolve(future: futures.Future, value: Any) -> bool:
