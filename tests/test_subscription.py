@@ -62,9 +62,38 @@ def finished(rec: Recorder, sub) -> bool:
     return sub.final_calls > 0 and sub.calls == len(rec.calls)
 
 
-def assert_one_final_call(rec: Recorder, sub, length: int) -> None:
+def settle(store, writer_url: str | None = None, rounds: int = 3) -> None:
+    """Return once ``store``'s notifier has run ``rounds`` more news -> dispatch -> delivery
+    cycles, each proven by a probe subscription on a fresh run being called.
+
+    This replaces "sleep and hope nothing more comes": a call the notifier still owed
+    (or wrongly meant to make) is dispatched in the first pass that dispatches the
+    probe, since every pass dispatches every due subscription, and its idle delivery
+    thread has had three full cycles to make it, however slow the machine.  With
+    ``writer_url`` the probe is written through another store, so every cycle includes
+    a database poll by ``store``'s notifier (the path of subscribers to other processes).
+    """
+    writer = connect(writer_url) if writer_url else store
+    try:
+        probe = DataSet("probe", [ParamSpec("p", np.float64)], store=writer)
+        view = probe if writer is store else store.read_dataset(probe.id)
+        seen = Recorder()
+        sub = view.subscribe(seen, min_wait=0)
+        for n in range(1, rounds + 1):
+            probe.add_result(p=float(n))
+            probe.flush()
+            assert wait_for(lambda n=n: max(seen.lengths, default=0) >= n), \
+                f"the notifier made no progress (probe round {n})"
+        view.unsubscribe(sub)
+    finally:
+        if writer is not store:
+            writer.close()
+
+
+def assert_one_final_call(rec: Recorder, sub, length: int, store,
+                          writer_url: str | None = None) -> None:
     """Exactly one final call, the last one, carrying the final length."""
-    time.sleep(0.3)  # a second final call would arrive in this time
+    settle(store, writer_url)  # a second final call would have been made by now
     assert sub.final_calls == 1
     assert rec.lengths[-1] == length
     assert rec.last_is_final
@@ -106,7 +135,7 @@ def test_min_count_is_respected_and_final_call_comes_once(ds):
             ds.flush()
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
-    assert_one_final_call(rec, sub, 95)
+    assert_one_final_call(rec, sub, 95, ds.store)
     previous = 0
     for length in rec.lengths[:-1]:
         assert length - previous >= 10
@@ -121,7 +150,7 @@ def test_final_call_ignores_min_count_and_min_wait(ds):
     ds.add_result(x=2.0)
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
-    assert_one_final_call(rec, sub, 2)
+    assert_one_final_call(rec, sub, 2, ds.store)
     assert rec.lengths == [2]
 
 
@@ -153,7 +182,7 @@ def test_lengths_never_decrease_and_calls_never_overlap(ds):
             ds.flush()
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
-    assert_one_final_call(rec, sub, 300)
+    assert_one_final_call(rec, sub, 300, ds.store)
     assert rec.max_active == 1
     assert rec.lengths == sorted(rec.lengths)
 
@@ -166,10 +195,17 @@ def test_unsubscribe_stops_calls(ds):
     assert wait_for(lambda: rec.calls)
     ds.unsubscribe(sub)
     count = len(rec.calls)
+    # A subscription made after the unsubscribe: the notifier learns of the new rows and
+    # the completion for all of the run's subscriptions at once and dispatches every due
+    # one in the same pass, so once this one has had its final call (and the notifier
+    # has gone round a few more times), a call to the removed one would have been made.
+    witness = Recorder()
+    ds.subscribe(witness, min_wait=0)
     for i in range(20):
         ds.add_result(x=float(i))
     ds.mark_completed()
-    time.sleep(0.3)
+    assert wait_for(lambda: witness.last_is_final)
+    settle(ds.store)
     assert len(rec.calls) == count
 
 
@@ -196,7 +232,7 @@ def test_raising_callback_is_logged_and_harms_nobody(ds, caplog):
         ds.mark_completed()
         assert wait_for(lambda: finished(rec, good))
         assert wait_for(lambda: sub.final_calls == 1)
-    assert_one_final_call(rec, good, 50)
+    assert_one_final_call(rec, good, 50, ds.store)
     assert ds.get_data("x")[0].tolist() == [float(i) for i in range(50)]
     messages = [r.getMessage() for r in caplog.records]
     assert any(sub.id in m and "raised" in m for m in messages)
@@ -217,7 +253,7 @@ def test_slow_subscriber_blocks_neither_writer_nor_others(ds):
             ds.flush()
     ds.mark_completed()
     assert wait_for(lambda: finished(fast, sub))
-    assert_one_final_call(fast, sub, 2000)
+    assert_one_final_call(fast, sub, 2000, ds.store)
     release.set()
 
 
@@ -227,7 +263,7 @@ def test_subscribing_to_a_completed_run_gives_one_final_call(ds):
     rec = Recorder()
     sub = ds.subscribe(rec, min_wait=100)
     assert wait_for(lambda: finished(rec, sub))
-    assert_one_final_call(rec, sub, 1)
+    assert_one_final_call(rec, sub, 1, ds.store)
     assert len(rec.calls) == 1
 
 
@@ -279,7 +315,7 @@ def test_three_subscribers_under_100k_rows(ds):
     pairs = list(zip(recorders, subs, strict=True))
     assert wait_for(lambda: all(finished(r, s) for r, s in pairs), timeout=30)
     for rec, sub in pairs:
-        assert_one_final_call(rec, sub, 100_000)
+        assert_one_final_call(rec, sub, 100_000, ds.store)
         assert rec.lengths == sorted(rec.lengths)
     assert ds.length == 100_000
 
@@ -316,7 +352,7 @@ def test_subscriber_in_another_process_sees_rows_and_completion(store_url):
         writer.communicate(b"go\n", timeout=60)
         assert writer.returncode == 0
         assert wait_for(lambda: finished(rec, sub), timeout=20)
-        assert_one_final_call(rec, sub, 500)
+        assert_one_final_call(rec, sub, 500, reader_store, store_url)
         assert rec.lengths == sorted(rec.lengths)
         assert len(rec.calls) >= 2  # saw progress before completion, not only the end
         assert seen == [float(i) for i in range(500)]
