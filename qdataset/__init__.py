@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import _wiring
 from ._lazy import lazy_attributes
 from .errors import (
     CompletedError,
@@ -24,6 +25,7 @@ from .errors import (
     FlushError,
     FormatError,
     IndexRangeError,
+    InvalidArgumentError,
     InvalidCallbackError,
     InvalidParamSpecError,
     LengthMismatchError,
@@ -34,9 +36,9 @@ from .errors import (
     RunNotFoundError,
     SchemaVersionError,
     ShapeError,
+    StorageLimitError,
     StoreClosedError,
     StoreError,
-    StorageLimitError,
     UnknownParameterError,
     UnknownSubscriptionError,
     ValueTypeError,
@@ -61,10 +63,21 @@ if TYPE_CHECKING:
     from .cursor import Cursor
     from .dataset import DataSet
     from .io import dataframe_from_dataset, read_dataset, write_dataset
-    from .store import RunInfo, Store, connect
+    from .store import RunHandle, RunInfo, Store, connect
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
+
+
+def _open_dataset(store: Store, handle: RunHandle) -> DataSet:
+    from .dataset import DataSet
+
+    return DataSet.from_handle(store, handle)
+
+
+# This module is the composition root: it lets the storage package hand out
+# DataSets (Store.read_dataset) without importing the layer above it.
+_wiring.open_dataset = _open_dataset
 
 
 __all__ = [
@@ -75,6 +88,7 @@ __all__ = [
     "FlushError",
     "FormatError",
     "IndexRangeError",
+    "InvalidArgumentError",
     "InvalidCallbackError",
     "InvalidParamSpecError",
     "LengthMismatchError",

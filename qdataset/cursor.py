@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,9 @@ from .paramspec import name_of
 
 if TYPE_CHECKING:
     from .dataset import DataSet
+
+#: Reads columns ``names`` from index ``start`` to the end of the stored results.
+Reader = Callable[[list[str], int], list[np.ndarray]]
 
 
 class Cursor:
@@ -26,13 +30,18 @@ class Cursor:
     decoded in-memory copy instead.  A cursor may be shared between threads.
     """
 
-    def __init__(self, dataset: DataSet, position: int = 0) -> None:
+    def __init__(self, dataset: DataSet, position: int = 0,
+                 reader: Reader | None = None) -> None:
         if isinstance(position, bool) or not isinstance(position, int | np.integer) \
                 or position < 0:
             raise IndexRangeError(f"cursor position must be an integer >= 0, got {position!r}")
         self.dataset = dataset
         self._position = int(position)
         self._lock = threading.Lock()
+        # ds.cursor() passes the DataSet's own reader (its decoded window, no flush
+        # inside callbacks); a cursor made directly reads through get_data.
+        self._reader: Reader = reader or (
+            lambda names, start: dataset.get_data(*names, start=start))
 
     @property
     def position(self) -> int:
@@ -53,11 +62,12 @@ class Cursor:
         rather than forcing the writer's buffer to the database.
         """
         with self._lock:
-            names = [name_of(p) for p in params] or [s.name for s in self.dataset._specs]
+            names = ([name_of(p) for p in params]
+                     or [s.name for s in self.dataset.get_parameters()])
             if not names:  # a run without parameters: nothing to return but the count
                 self._position = max(self._position, self.dataset.length)
                 return []
-            arrays = self.dataset._read_new(names, self._position)
+            arrays = self._reader(names, self._position)
             self._position += len(arrays[0])
             return arrays
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,6 @@ import numpy as np
 from .errors import (
     CompletedError,
     DuplicateParameterError,
-    FlushError,
     IndexRangeError,
     InvalidParamSpecError,
     LengthMismatchError,
@@ -26,22 +24,14 @@ from .errors import (
     ValueTypeError,
 )
 from .paramspec import ParamSpec, name_of
-from .recent import RecentRows
+from .store import RunHandle, Store, default_store
 from .store.codec import ColumnCodec, number_kinds
 from .store.schema import INDEX_COLUMN
-from .subscription import in_callback
+from .subscription import Notifier, Subscription, in_callback
+from .writebuffer import RowLayout, WriteBuffer
 
 if TYPE_CHECKING:
     from .cursor import Cursor
-    from .store import Store
-    from .store.runs import RunRow, RunStorage
-    from .subscription import Subscription
-
-#: The store's flusher thread writes buffered rows in the background, so the
-#: measurement loop keeps running while the database stores.  A loop that keeps
-#: the GIL busy can starve that thread; once the oldest buffered row waited this
-#: many flush delays, the writer writes its buffer itself.
-WRITER_FLUSH_AFTER = 2.0
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -75,8 +65,6 @@ class DataSet:
         if not isinstance(name, str) or not name:
             raise ValueTypeError(f"DataSet name must be a non-empty string, got {name!r}")
         if store is None:
-            from .store import default_store
-
             store = default_store()
         specs = list(specs or [])
         _check_new_specs([], specs)
@@ -94,37 +82,35 @@ class DataSet:
             columns = [ColumnCodec(s).encode_column(v, rows=count)
                        for s, v in zip(specs, values, strict=True)]
         created = time.time()
-        run_id = make_run_id(name, created)
-        run = store._storage.create_run(run_id, name, created, specs)
-        self._setup(store, run, specs, writer=True)
+        handle = store.create_run(make_run_id(name, created), name, created, specs)
+        self._setup(store, handle, specs, writer=True)
         if count:
-            with self._io_lock, self._lock:
-                self._storage.insert_columns(run, [s.name for s in specs], columns, 0, count,
-                                             self._column_kinds)
-                self._length = count
+            buffer = self._buffer
+            with buffer.io_lock, buffer.lock:
+                handle.insert_columns([s.name for s in specs], columns, 0, count,
+                                      number_kinds(specs))
+                buffer.length = count
 
     @classmethod
-    def _open(cls, store: Store, run: RunRow) -> DataSet:
-        """A live view of an existing run (see Store.read_dataset)."""
+    def from_handle(cls, store: Store, handle: RunHandle) -> DataSet:
+        """A live view of an existing run; what ``store.read_dataset(id)`` returns."""
         dataset = cls.__new__(cls)
-        dataset._setup(store, run, store._storage.load_specs(run.pk), writer=False)
+        dataset._setup(store, handle, handle.load_specs(), writer=False)
         return dataset
 
-    def _setup(self, store: Store, run: RunRow, specs: list[ParamSpec], writer: bool) -> None:
+    def _setup(self, store: Store, handle: RunHandle, specs: list[ParamSpec],
+               writer: bool) -> None:
         self._store = store
-        self._storage: RunStorage = store._storage
-        self._run = run
-        self._lock = threading.Lock()  # guards the buffer, length and specs
-        self._io_lock = threading.RLock()  # orders this run's database writes
-        self._pending: list[list[Any]] = []
-        self._flush_due = float("inf")  # when the oldest buffered row must be written
-        self._recent: RecentRows | None = None  # decoded recent rows, once a cursor exists
-        self._length = run.length
-        self._completed = run.completed_at is not None
+        self._handle = handle
         self._writer = writer
         self._set_specs(specs)
+        self._buffer = WriteBuffer(handle, handle.opened_length,
+                                   handle.opened_completed_at is not None, self._layout(),
+                                   announce=self._announce, flush_delay=self._flush_delay)
+        self._completed_at = handle.opened_completed_at
 
     def _set_specs(self, specs: list[ParamSpec]) -> None:
+        """Install a new parameter list (callers hold the buffer lock, or own the object)."""
         self._specs = list(specs)
         self._codecs = {s.name: ColumnCodec(s) for s in specs}
         # Row layout: [index, value of spec 0, value of spec 1, ...]
@@ -133,18 +119,19 @@ class DataSet:
         self._width = len(specs) + 1
         self._required = [(i + 1, s.name) for i, s in enumerate(specs) if not s.optional]
         self._all_required = len(self._required) == len(specs)
-        self._column_names = [s.name for s in specs]
-        self._column_kinds = [self._codecs[s.name].number_kind for s in specs]
+
+    def _layout(self) -> RowLayout:
+        return RowLayout([s.name for s in self._specs], list(self._codecs.values()))
 
     # -- identity and state ---------------------------------------------------------
     @property
     def id(self) -> str:
         """Unique id: creation date/time (UTC), the name and a random suffix."""
-        return self._run.run_id
+        return self._handle.id
 
     @property
     def name(self) -> str:
-        return self._run.name
+        return self._handle.name
 
     @property
     def store(self) -> Store:
@@ -153,16 +140,21 @@ class DataSet:
     @property
     def created_at(self) -> float:
         """Creation time, unix seconds."""
-        return self._run.created_at
+        return self._handle.created_at
+
+    @property
+    def completed_at(self) -> float | None:
+        """Completion time, unix seconds (None while the run is in progress)."""
+        if self._completed_at is None and not self._writer:
+            self._refresh_state()
+        return self._completed_at
 
     @property
     def length(self) -> int:
         """Number of results, including those not yet flushed by this process."""
         if self._writer:
-            return self._length
-        length, completed_at, param_count = self._storage.run_state(self._run.pk)
-        self._note_remote_state(completed_at, param_count)
-        return length
+            return self._buffer.length
+        return self._refresh_state()
 
     @property
     def is_empty(self) -> bool:
@@ -174,23 +166,31 @@ class DataSet:
         completes the run itself; were the run completed elsewhere, its next flush
         would raise CompletedError and say so), so callbacks can ask on every call
         at no cost to the measurement; a view asks the database."""
-        if not self._completed and not self._writer:
-            _, completed_at, param_count = self._storage.run_state(self._run.pk)
-            self._note_remote_state(completed_at, param_count)
-        return self._completed
+        if not self._buffer.completed and not self._writer:
+            self._refresh_state()
+        return self._buffer.completed
 
-    def _note_remote_state(self, completed_at: float | None, param_count: int) -> None:
-        if completed_at is not None:
-            self._completed = True
-        if param_count != len(self._specs):
-            with self._lock:
-                self._set_specs(self._storage.load_specs(self._run.pk))
+    def _refresh_state(self) -> int:
+        """A view reads the run's state from the database; returns its length.
+
+        The read happens before any lock is taken, so a view never makes a
+        writer in this process wait for the database."""
+        length, completed_at, param_count = self._handle.state()
+        specs = self._handle.load_specs() if param_count != len(self._specs) else None
+        with self._buffer.lock:
+            if completed_at is not None:
+                self._buffer.completed = True
+                self._completed_at = completed_at
+            if specs is not None and len(specs) > len(self._specs):
+                self._set_specs(specs)
+                self._buffer.set_layout(self._layout())
+        return length
 
     def __len__(self) -> int:
         return self.length
 
     def __repr__(self) -> str:
-        state = "completed" if self._completed else "in progress"
+        state = "completed" if self._buffer.completed else "in progress"
         return f"<DataSet {self.id!r} {len(self._specs)} parameters, {state}>"
 
     # -- parameters ------------------------------------------------------------------
@@ -216,27 +216,30 @@ class DataSet:
 
     def _add_parameters(self, specs: list[ParamSpec], column: Any) -> None:
         self._start_writing()
-        with self._io_lock, self._lock:
+        buffer, handle = self._buffer, self._handle
+        with buffer.io_lock, buffer.lock:
             self._check_open()
             _check_new_specs(self._specs, specs)
-            self._flush_locked()
+            buffer.flush_locked()
             first = len(self._specs)
-            if column is None or (not len(column) and self._length == 0):
-                self._storage.add_columns(self._run, specs, first)
-            elif self._length == 0:
-                self._storage.add_columns(self._run, specs, first)
-                self._storage.insert_columns(self._run, [specs[0].name], [column], 0,
-                                             len(column), number_kinds(specs[:1]))
-                self._length = len(column)
-            elif len(column) != self._length:
+            length = buffer.length
+            if column is None or (not len(column) and length == 0):
+                handle.add_columns(specs, first)
+            elif length == 0:
+                handle.add_columns(specs, first)
+                handle.insert_columns([specs[0].name], [column], 0, len(column),
+                                      number_kinds(specs[:1]))
+                buffer.length = len(column)
+            elif len(column) != length:
                 raise LengthMismatchError(
                     f"parameter {specs[0].name!r}: {len(column)} values for a DataSet of "
-                    f"{self._length} results; give exactly one value per result"
+                    f"{length} results; give exactly one value per result"
                 )
             else:
-                self._storage.add_columns(self._run, specs, first, {specs[0].name: column})
+                handle.add_columns(specs, first, {specs[0].name: column})
             self._set_specs(self._specs + specs)
-            self._forget_recent()
+            buffer.set_layout(self._layout())
+            buffer.forget_recent()
 
     # -- writing ---------------------------------------------------------------------
     def add_result(self, *args: Mapping[str, Any], **kwargs: Any) -> int:
@@ -245,21 +248,7 @@ class DataSet:
             kwargs = _single_mapping(args, kwargs, "add_result takes keyword arguments")
         if not self._writer:
             self._start_writing()
-        row = self._encode_row(kwargs)
-        with self._lock:
-            if self._completed:
-                raise self._completed_error()
-            index = row[0] = self._length
-            self._length = index + 1
-            self._pending.append(row)
-            first = len(self._pending) == 1
-        if first:
-            self._request_flush()
-        elif time.monotonic() >= self._flush_due:
-            # Overdue: a busy measurement loop starved the flusher thread of the
-            # GIL (see WRITER_FLUSH_AFTER), so the writer flushes itself.
-            self.flush()
-        return index
+        return self._buffer.append([self._encode_row(kwargs)], self._completed_error)
 
     def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
         """Add results, keeping their order; returns the index of the first.
@@ -278,20 +267,7 @@ class DataSet:
                     f"add_results expects dicts of name -> value, got {type(item).__name__}"
                 )
             rows.append(self._encode_row(item))
-        with self._lock:
-            if self._completed:
-                raise self._completed_error()
-            first = self._length
-            for offset, row in enumerate(rows):
-                row[0] = first + offset
-            self._length = first + len(rows)
-            was_empty = not self._pending
-            self._pending.extend(rows)
-        if rows and was_empty:
-            self._request_flush()
-        elif rows and time.monotonic() >= self._flush_due:
-            self.flush()  # overdue (see add_result)
-        return first
+        return self._buffer.append(rows, self._completed_error)
 
     def _add_columns(self, columns: Mapping[str, Any]) -> int:
         for name in columns:
@@ -304,16 +280,18 @@ class DataSet:
             return self.length
         count = _column_length(names[0], columns[names[0]])
         encoded = [self._codecs[n].encode_column(columns[n], rows=count) for n in names]
-        with self._io_lock, self._lock:
+        buffer = self._buffer
+        # Both locks across the insert: rows added meanwhile must be numbered after it.
+        with buffer.io_lock, buffer.lock:
             self._check_open()
-            self._flush_locked()
-            first = self._length
+            buffer.flush_locked()
+            first = buffer.length
             if count:
-                self._storage.insert_columns(self._run, names, encoded, first, count,
-                                             [self._codecs[n].number_kind for n in names])
-                self._length = first + count
-                self._forget_recent()
-        self._after_flush()
+                self._handle.insert_columns(names, encoded, first, count,
+                                            [self._codecs[n].number_kind for n in names])
+                buffer.length = first + count
+                buffer.forget_recent()
+        buffer.announce()
         return first
 
     def _encode_row(self, values: Mapping[str, Any]) -> list[Any]:
@@ -359,28 +337,30 @@ class DataSet:
                 codec = self._codec(name)
                 changes[name] = None if value is None else codec.encode(value)
             encoded.append(changes)
-        with self._io_lock, self._lock:
+        buffer = self._buffer
+        with buffer.io_lock, buffer.lock:
             self._check_open()
             stop = int(start_index) + len(updates)
-            if start_index < 0 or stop > self._length:
+            if start_index < 0 or stop > buffer.length:
                 raise IndexRangeError(
                     f"cannot modify results {start_index}..{stop - 1} of run {self.id!r}, "
-                    f"which has {self._length} results (valid indices 0..{self._length - 1})"
+                    f"which has {buffer.length} results (valid indices 0..{buffer.length - 1})"
                 )
-            self._flush_locked()
-            self._forget_recent()
-            self._storage.update_rows(
-                self._run, [(int(start_index) + i, c) for i, c in enumerate(encoded)]
+            buffer.flush_locked()
+            buffer.forget_recent()
+            self._handle.update_rows(
+                [(int(start_index) + i, c) for i, c in enumerate(encoded)]
             )
 
     def mark_completed(self) -> None:
         """Flush and complete the run: from now on its results are read-only."""
-        with self._io_lock, self._lock:
-            self._flush_locked()
-            if not self._completed:
-                self._storage.complete(self._run, time.time())
-                self._completed = True
-        self._after_flush(completed=True)
+        buffer = self._buffer
+        with buffer.io_lock, buffer.lock:
+            buffer.flush_locked()
+            if not buffer.completed:
+                self._completed_at = self._handle.complete(time.time())
+                buffer.completed = True
+        buffer.announce()
 
     def add_metadata(self, tag: str, metadata: Any) -> None:
         """Store JSON-able ``metadata`` under ``tag``, replacing what was there."""
@@ -398,7 +378,7 @@ class DataSet:
                 f"metadata under {tag!r} is not JSON-serialisable ({exc}); "
                 "convert numpy values with .tolist() or use plain dicts, lists and numbers"
             ) from exc
-        self._storage.set_metadata(self._run, tag, text)
+        self._handle.set_metadata(tag, text)
 
     def get_metadata(self, tag: str | None = None) -> Any:
         """All metadata, or the value under ``tag`` ("id" and "parameters" are built in)."""
@@ -406,7 +386,7 @@ class DataSet:
             return self.id
         if tag == "parameters":
             return self._parameters_metadata()
-        stored = self._storage.get_metadata(self._run.pk)
+        stored = self._handle.metadata()
         if tag is None:
             return {**stored, "id": self.id, "parameters": self._parameters_metadata()}
         if tag not in stored:
@@ -419,79 +399,42 @@ class DataSet:
     def _parameters_metadata(self) -> dict[str, Any]:
         return {s.name: {"spec": s.to_dict()} for s in self._specs}
 
-    # -- the write buffer -----------------------------------------------------------------
+    # -- the write buffer (see writebuffer.py) --------------------------------------------
     def flush(self) -> None:
         """Write buffered results to the database now."""
-        with self._io_lock:
-            with self._lock:
-                rows, self._pending = self._pending, []
-                new_length = self._length
-                self._store._flusher.discard(self)  # in the lock: see _request_flush
-            if rows:
-                self._write_rows(rows, new_length, requeue=True)
-        if rows:
-            self._after_flush()
+        self._buffer.flush()
 
-    def _flush_locked(self) -> None:
-        """Flush while holding both locks (schema changes, completion)."""
-        rows, self._pending = self._pending, []
-        self._store._flusher.discard(self)
-        if rows:
-            self._write_rows(rows, self._length, requeue=False)
+    def _flush_delay(self) -> float | None:
+        """How soon subscribers of this run in this store want its rows (None: no hurry)."""
+        notifier = self._store.attachment(Notifier, create=False)
+        return None if notifier is None else notifier.flush_delay(self._handle.key)
 
-    def _write_rows(self, rows: list[list[Any]], new_length: int, requeue: bool) -> None:
-        try:
-            self._storage.insert_rows(self._run, self._column_names, rows, new_length,
-                                      self._column_kinds)
-            if self._recent is not None:
-                self._recent.add(rows, self._column_names,
-                                 [self._codecs[n] for n in self._column_names])
-        except CompletedError:
-            # Completed elsewhere: these rows can never be stored; the error says so.
-            self._completed = True
-            raise
-        except Exception as exc:
-            # Keep the rows, in order, ahead of anything added meanwhile.
-            if requeue:
-                with self._lock:
-                    self._pending[:0] = rows
-            else:
-                self._pending[:0] = rows
-            raise FlushError(
-                f"could not write {len(rows)} results of run {self.id!r} ({exc}); they are "
-                "kept in memory and written by the next flush (ds.flush() retries now)"
-            ) from exc
-
-    def _request_flush(self) -> None:
-        """Ask the store's flusher to write the buffer: within the flush interval, or
-        sooner when subscribers of this run in this store want news more often."""
-        notifier = self._store._notifier
-        delay = notifier.flush_delay(self._run.pk) if notifier is not None else None
-        if delay is None or delay > self._store.flush_interval:
-            delay = self._store.flush_interval
-        self._flush_due = time.monotonic() + WRITER_FLUSH_AFTER * delay
-        self._store._flusher.request(self, delay)
-
-    def _after_flush(self, completed: bool = False) -> None:
+    def _announce(self, length: int, completed: bool) -> None:
         """Tell the store's notifier (if anyone subscribed) that rows reached the database."""
-        notifier = self._store._notifier
-        if notifier is not None and notifier.watches(self._run.pk):
-            notifier.notify(self._run.pk, self._length, completed or self._completed)
+        notifier = self._store.attachment(Notifier, create=False)
+        if notifier is not None and notifier.watches(self._handle.key):
+            notifier.notify(self._handle.key, length, completed)
 
     def _start_writing(self) -> None:
         """A view becomes this run's writer: take length and state from the database."""
         if self._writer:
             return
-        with self._lock:
-            length, completed_at, param_count = self._storage.run_state(self._run.pk)
-            if param_count != len(self._specs):
-                self._set_specs(self._storage.load_specs(self._run.pk))
-            self._length = length
-            self._completed = completed_at is not None
+        length, completed_at, param_count = self._handle.state()
+        specs = self._handle.load_specs() if param_count != len(self._specs) else None
+        buffer = self._buffer
+        with buffer.io_lock, buffer.lock:
+            if specs is not None:
+                self._set_specs(specs)
+                buffer.set_layout(self._layout())
+            buffer.length = length
+            buffer.completed = completed_at is not None
+            self._completed_at = completed_at
             self._writer = True
 
     def _check_open(self) -> None:
-        if self._completed:
+        """Raise if nothing may be written (callers hold the buffer lock)."""
+        self._handle.check_open()
+        if self._buffer.completed:
             raise self._completed_error()
 
     # -- reading ---------------------------------------------------------------------
@@ -518,14 +461,14 @@ class DataSet:
               ) -> list[np.ndarray]:
         if all(c.native and c.dtype.kind == "f" for c in codecs):
             try:
-                matrix = self._storage.read_float_matrix(self._run, names, start, stop)
+                matrix = self._handle.read_float_matrix(names, start, stop)
             except (TypeError, ValueError):
                 pass  # a NULL (or a short range): decode column by column below
             else:
                 return [np.ascontiguousarray(matrix[:, i], dtype=c.dtype)
                         for i, c in enumerate(codecs)]
         parts: list[list[np.ndarray]] = [[] for _ in names]
-        for chunk in self._storage.read_columns(self._run, names, start, stop):
+        for chunk in self._handle.read_columns(names, start, stop):
             for i, column in enumerate(chunk):
                 parts[i].append(codecs[i].decode(column))
         return [_concatenate(p, c) for p, c in zip(parts, codecs, strict=True)]
@@ -543,36 +486,36 @@ class DataSet:
         >>> sub = ds.subscribe(lambda ds, n, state: print(n), min_wait=200)
         >>> ds.unsubscribe(sub)
         """
-        from .subscription import Subscription
-
         if self._writer:
             self.flush()
         length = self.length
-        sub = Subscription(self, callback, min_wait, min_count, state, start_length=length)
-        self._store._get_notifier().add(sub)
+        sub = Subscription(self, callback, min_wait, min_count, state, start_length=length,
+                           run_key=self._handle.key, remote=not self._writer)
+        notifier = self._store.attachment(Notifier)
+        notifier.add(sub)
         if self.is_marked_complete:
-            self._store._notifier.notify(self._run.pk, length, True)
+            notifier.notify(self._handle.key, length, True)
         return sub
 
     def unsubscribe(self, subid: Subscription) -> None:
         """Stop the calls of a subscription returned by :meth:`subscribe`."""
-        from .subscription import Subscription
-
         if not isinstance(subid, Subscription) or subid.dataset is not self:
             raise UnknownSubscriptionError(
                 f"{subid!r} is not a subscription of run {self.id!r}; pass the object "
                 "that ds.subscribe() returned"
             )
-        self._store._get_notifier().remove(subid)
+        notifier = self._store.attachment(Notifier, create=False)
+        if notifier is not None:
+            notifier.remove(subid)
 
     def cursor(self, position: int | None = None) -> Cursor:
         """A cursor at ``position`` (default: the current end) to read what is new."""
         from .cursor import Cursor
 
-        if self._writer and self._recent is None:
-            with self._io_lock:
-                self._recent = RecentRows()
-        return Cursor(self, self.length if position is None else position)
+        if self._writer:
+            self._buffer.keep_recent()
+        return Cursor(self, self.length if position is None else position,
+                      reader=self._read_new)
 
     def _read_new(self, names: list[str], start: int) -> list[np.ndarray]:
         """Values of ``names`` for every stored result from ``start`` on (for cursors).
@@ -586,8 +529,9 @@ class DataSet:
         codecs = [self._codec(n) for n in names]
         if self._writer and not in_callback():
             self.flush()
-        if self._recent is not None:
-            arrays = self._recent.read(names, start)
+        recent = self._buffer.recent
+        if recent is not None:
+            arrays = recent.read(names, start)
             if arrays is not None:
                 return [c.empty() if a is None else a for a, c in zip(arrays, codecs,
                                                                        strict=True)]
@@ -596,11 +540,6 @@ class DataSet:
         if stop <= start:
             return [c.empty() for c in codecs]
         return self._read(names, codecs, start, stop)
-
-    def _forget_recent(self) -> None:
-        """Drop cached rows after the data changed other than by appending (io lock held)."""
-        if self._recent is not None:
-            self._recent.clear()
 
     # -- context manager ---------------------------------------------------------------
     def __enter__(self) -> DataSet:
@@ -614,8 +553,7 @@ class DataSet:
         codec = self._codecs.get(name)
         if codec is None and not self._writer:
             # A view may lag behind parameters its writer added since.
-            with self._lock:
-                self._set_specs(self._storage.load_specs(self._run.pk))
+            self._refresh_state()
             codec = self._codecs.get(name)
         if codec is None:
             raise self._unknown_error(name)

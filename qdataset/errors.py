@@ -41,6 +41,10 @@ class CompletedError(QDatasetError):
     """The run is completed; its results and parameters are read-only."""
 
 
+class InvalidArgumentError(QDatasetError, ValueError):
+    """An argument has a value qdataset cannot use (a negative interval, say)."""
+
+
 class InvalidParamSpecError(QDatasetError, ValueError):
     """A ParamSpec was constructed with invalid arguments."""
 

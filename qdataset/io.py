@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import FormatError, RunNotFoundError
-from .store.codec import number_kinds
 
 if TYPE_CHECKING:
     import pandas
@@ -26,31 +25,13 @@ def copy_dataset(dataset: DataSet, target: Store,
                  progress: Callable[[int], Any] | None = None) -> DataSet:
     """Copy a run into ``target``: same id, values, metadata and completion.
 
-    Values move as stored (no decode/encode), one chunk of rows per
-    transaction; ``progress(rows)`` is called after each chunk.  A copy that
-    fails part-way is removed again, so a retry starts clean.
+    Values move as stored (no decode/encode); ``progress(rows)`` is called
+    after each chunk.  A copy that fails part-way is removed again, so a
+    retry starts clean.
     """
-    if dataset._writer:
-        dataset.flush()
-    source = dataset._storage
-    run = source.get_run(dataset.id)
-    specs = source.load_specs(run.pk)
-    names = [s.name for s in specs]
-    kinds = number_kinds(specs)
-    with target._storage.filling_new_run(run.run_id, run.name, run.created_at,
-                                         specs) as copied:
-        position = 0
-        if names:
-            for chunk in source.read_columns(run, names, 0, run.length):
-                target._storage.insert_columns(copied, names, chunk, position, len(chunk[0]),
-                                               kinds)
-                position += len(chunk[0])
-                if progress is not None:
-                    progress(len(chunk[0]))
-        elif run.length:  # results without any parameter: only their indices
-            target._storage.insert_columns(copied, [], [], 0, run.length)
-        target._storage.restore_state(copied, source.get_metadata(run.pk), run.completed_at)
-    return target.read_dataset(run.run_id)
+    dataset.flush()
+    target.copy_run_from(dataset.store, dataset.id, progress)
+    return target.read_dataset(dataset.id)
 
 
 def copy_runs(source: Store, target: Store, run_ids: Iterable[str] | None = None,
@@ -70,7 +51,7 @@ def copy_runs(source: Store, target: Store, run_ids: Iterable[str] | None = None
     missing = [i for i in wanted if i not in infos]
     if missing:
         raise RunNotFoundError(
-            f"no run {missing[0]!r} in {source.url}; list the runs with `qdataset runs`"
+            f"no run {missing[0]!r} in {source.display_url}; list the runs with `qdataset runs`"
         )
     todo = [i for i in wanted if i not in present]
     skipped = [i for i in wanted if i in present]
@@ -131,7 +112,7 @@ def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -
         runs = store.runs()
         if len(runs) != 1:
             raise RunNotFoundError(
-                f"{store.url} holds {len(runs)} runs; pass the run id "
+                f"{store.display_url} holds {len(runs)} runs; pass the run id "
                 "(list them with connect(url).runs())"
             )
         run_id = runs[0].id

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dataset import RESERVED_TAGS
 from .errors import FormatError
 from .paramspec import ParamSpec
 
@@ -64,14 +65,16 @@ def to_xarray(dataset: DataSet) -> xarray.Dataset:
             values = values.astype(str)
         variables[spec.name] = (dims, np.asarray(values), {"units": spec.unit,
                                                           "long_name": spec.label or spec.name})
-    run = dataset._storage.get_run(dataset.id)
+    completed_at = dataset.completed_at
+    metadata = {tag: value for tag, value in dataset.get_metadata().items()
+                if tag not in RESERVED_TAGS}
     attrs = {
-        "qdataset_run_id": run.run_id,
-        "qdataset_name": run.name,
-        "qdataset_created_at": run.created_at,
-        "qdataset_completed_at": -1.0 if run.completed_at is None else run.completed_at,
+        "qdataset_run_id": dataset.id,
+        "qdataset_name": dataset.name,
+        "qdataset_created_at": dataset.created_at,
+        "qdataset_completed_at": -1.0 if completed_at is None else completed_at,
         "qdataset_specs": json.dumps([s.to_dict() for s in specs]),
-        "qdataset_metadata": json.dumps(dataset._storage.get_metadata(run.pk)),
+        "qdataset_metadata": json.dumps(metadata),
     }
     xds = xr.Dataset(variables, attrs=attrs)
     setpoints = [s.name for s in specs if s.role == "setpoint"]
@@ -101,7 +104,7 @@ def read_netcdf(path: str | os.PathLike, store: Store | None = None) -> DataSet:
     xr = _require_xarray()
     from .errors import RunNotFoundError
     from .store import default_store
-    from .store.codec import ColumnCodec, number_kinds
+    from .store.codec import ColumnCodec
 
     store = store or default_store()
     try:
@@ -132,11 +135,8 @@ def read_netcdf(path: str | os.PathLike, store: Store | None = None) -> DataSet:
             else:
                 columns.append(codec.encode_column(values, rows=count))
         completed_at = float(attrs["qdataset_completed_at"])
-        with store._storage.filling_new_run(run_id, str(attrs["qdataset_name"]),
-                                            float(attrs["qdataset_created_at"]), specs) as run:
-            if count:
-                store._storage.insert_columns(run, [s.name for s in specs], columns, 0, count,
-                                              number_kinds(specs))
-            store._storage.restore_state(run, json.loads(attrs["qdataset_metadata"]),
-                                         completed_at if completed_at >= 0 else None)
+        store.import_run(run_id, str(attrs["qdataset_name"]),
+                         float(attrs["qdataset_created_at"]), specs, columns, count,
+                         json.loads(attrs["qdataset_metadata"]),
+                         completed_at if completed_at >= 0 else None)
     return store.read_dataset(run_id)

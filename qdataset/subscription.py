@@ -5,10 +5,10 @@ subscription is due.  It learns about new rows in two ways:
 
 * the writing DataSet's flush tells it directly (same process and store:
   no database round trip, no polling), and
-* for runs written elsewhere (another process, store or machine), a
-  :class:`ChangeWatcher` checks cheaply at the subscriptions' ``min_wait``
-  (SQLite: ``PRAGMA data_version``; PostgreSQL: LISTEN/NOTIFY), then reads
-  only the changed runs' rows of the ``runs`` table; nothing is left behind.
+* for runs written elsewhere (another process, store or machine), the
+  store's change feed (``Store.change_feed``: ``PRAGMA data_version`` on
+  SQLite, LISTEN/NOTIFY on PostgreSQL) is asked at the subscriptions'
+  ``min_wait`` which runs changed; nothing is written to the database for it.
 
 Callbacks run on each subscription's own delivery thread, so a slow or
 failing callback only delays itself: never ``add_result``, never another
@@ -18,6 +18,7 @@ stays bounded however slow a subscriber is.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import threading
@@ -25,9 +26,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import InvalidArgumentError, InvalidCallbackError, StoreClosedError
+from .store import ChangeFeed, Store
+
 if TYPE_CHECKING:
     from .dataset import DataSet
-    from .store import Store
 
 log = logging.getLogger("qdataset")
 
@@ -54,19 +57,22 @@ class Subscription:
     """A registered callback; returned (opaquely) by :meth:`DataSet.subscribe`."""
 
     def __init__(self, dataset: DataSet, callback: Callback, min_wait_ms: float,
-                 min_count: int, state: Any, start_length: int) -> None:
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        if min_wait_ms < 0 or min_count < 1:
-            raise ValueError("min_wait must be >= 0 ms and min_count >= 1")
+                 min_count: int, state: Any, start_length: int, run_key: int,
+                 remote: bool) -> None:
+        _check_callback(callback)
+        if not min_wait_ms >= 0 or isinstance(min_count, bool) or not min_count >= 1:
+            raise InvalidArgumentError(
+                f"min_wait must be >= 0 ms and min_count >= 1, got min_wait={min_wait_ms!r}, "
+                f"min_count={min_count!r}"
+            )
         self.id = f"sub-{next(_ids)}"
         self.dataset = dataset
         self.callback = callback
         self.min_wait = min_wait_ms / 1000.0
         self.min_count = int(min_count)
         self.state = state
-        self.run_pk = dataset._run.pk
-        self.remote = not dataset._writer
+        self.run_key = run_key
+        self.remote = remote  # the run is written elsewhere: the notifier polls for it
         # What the notifier knows, and what the callback was last told.
         self.known_length = start_length
         self.known_completed = False
@@ -75,13 +81,21 @@ class Subscription:
         self.final_sent = False
         self.active = True
         self.busy = False
-        self.calls = 0  # callbacks made, the final one included
-        self.final_calls = 0  # 1 once the completion call was made
+        self._finished = threading.Event()  # set once the completion call has returned
         self._wake = threading.Condition()
         self._job: tuple[int, bool] | None = None
         self._thread = threading.Thread(target=self._deliver_loop,
                                         name=f"qdataset-{self.id}", daemon=True)
         self._notifier: Notifier | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the call announcing completion has returned."""
+        return self._finished.is_set()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Block until the completion call has returned (or ``timeout`` s); its result."""
+        return self._finished.wait(timeout)
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} on {self.dataset.id!r}>"
@@ -126,19 +140,26 @@ class Subscription:
             except Exception:
                 log.exception("qdataset: subscription %s callback raised (length %d)",
                               self.id, length)
-            self.calls += 1
-            if final:
-                self.final_calls += 1
             notifier = self._notifier
             if notifier is not None:
-                notifier._delivered(self)
+                notifier.delivered(self)
             if final:
+                self._finished.set()
                 return
 
-    def _stop(self) -> None:
+    # -- lifetime (driven by the notifier) -------------------------------------------------
+    def start(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._thread.start()
+
+    def stop(self) -> None:
         with self._wake:
             self.active = False
             self._wake.notify()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not threading.current_thread() and self._thread.is_alive():
+            self._thread.join(timeout)
 
 
 class Notifier:
@@ -147,20 +168,19 @@ class Notifier:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._cond = threading.Condition()
-        self._subs: dict[int, list[Subscription]] = {}  # run pk -> subscriptions
+        self._subs: dict[int, list[Subscription]] = {}  # run key -> subscriptions
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._watcher: ChangeWatcher | None = None
+        self._feed: ChangeFeed | None = None
         self._next_poll = 0.0
 
     # -- registration ------------------------------------------------------------------------
     def add(self, sub: Subscription) -> None:
         with self._cond:
             if self._closed:
-                raise RuntimeError("the store is closed")
-            sub._notifier = self
-            self._subs.setdefault(sub.run_pk, []).append(sub)
-            sub._thread.start()
+                raise StoreClosedError("the store is closed; open it again with connect(url)")
+            self._subs.setdefault(sub.run_key, []).append(sub)
+            sub.start(self)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="qdataset-notifier",
                                                 daemon=True)
@@ -170,46 +190,47 @@ class Notifier:
 
     def remove(self, sub: Subscription) -> None:
         with self._cond:
-            subs = self._subs.get(sub.run_pk, [])
+            subs = self._subs.get(sub.run_key, [])
             if sub in subs:
                 subs.remove(sub)
                 if not subs:
-                    del self._subs[sub.run_pk]
-        sub._stop()
+                    del self._subs[sub.run_key]
+        sub.stop()
 
-    def watches(self, run_pk: int) -> bool:
-        return run_pk in self._subs
+    def watches(self, run_key: int) -> bool:
+        return run_key in self._subs
 
-    def flush_delay(self, run_pk: int) -> float | None:
-        """How soon a writer of ``run_pk`` should flush for its subscribers (None: no hurry).
+    def flush_delay(self, run_key: int) -> float | None:
+        """How soon a writer of ``run_key`` should flush for its subscribers (None: no hurry).
 
         The shortest ``min_wait`` among them, but no less than MIN_FLUSH_DELAY,
         so a min_wait of 0 does not turn every result into a transaction.
         """
         with self._cond:
-            waits = [s.min_wait for s in self._subs.get(run_pk, ()) if s.active]
+            waits = [s.min_wait for s in self._subs.get(run_key, ()) if s.active]
         return max(MIN_FLUSH_DELAY, min(waits)) if waits else None
 
     # -- news ------------------------------------------------------------------------------
-    def notify(self, run_pk: int, length: int, completed: bool) -> None:
+    def notify(self, run_key: int, length: int, completed: bool) -> None:
         """New state of a run (called by the writer after a flush; cheap, never blocks long)."""
         with self._cond:
-            for sub in self._subs.get(run_pk, ()):
+            for sub in self._subs.get(run_key, ()):
                 if length > sub.known_length:
                     sub.known_length = length
                 if completed:
                     sub.known_completed = True
             self._cond.notify()
 
-    def _delivered(self, sub: Subscription) -> None:
+    def delivered(self, sub: Subscription) -> None:
+        """A callback returned (called on its delivery thread)."""
         with self._cond:
             sub.busy = False
             if sub.final_sent:
-                subs = self._subs.get(sub.run_pk, [])
+                subs = self._subs.get(sub.run_key, [])
                 if sub in subs:
                     subs.remove(sub)
                     if not subs:
-                        del self._subs[sub.run_pk]
+                        del self._subs[sub.run_key]
             elif sub.due_at() is not None:
                 # News arrived during the call: only then is there anything to decide
                 # (each wake-up costs the writer a GIL hand-over).
@@ -256,9 +277,9 @@ class Notifier:
         interval = max(0.01, min(remote.values()))
         self._next_poll = time.monotonic() + interval
         try:
-            if self._watcher is None:
-                self._watcher = ChangeWatcher(self._store)
-            states = self._watcher.changed_runs(list(remote))
+            if self._feed is None:
+                self._feed = self._store.change_feed()
+            states = self._feed.changed_runs(list(remote))
         except Exception:
             log.exception("qdataset: checking for new results failed; retrying in 1 s")
             self._next_poll = time.monotonic() + max(interval, 1.0)
@@ -272,78 +293,41 @@ class Notifier:
         with self._cond:
             pending = [s for subs in self._subs.values() for s in subs
                        if s.known_completed and not s.final_sent]
-        while pending and time.monotonic() < deadline:
+        if pending:
             with self._cond:
                 self._cond.notify()
-            time.sleep(0.01)
-            pending = [s for s in pending if not s.final_sent or s.busy]
+            for sub in pending:
+                sub.wait_finished(max(0.0, deadline - time.monotonic()))
         with self._cond:
             self._closed = True
             subs = [s for group in self._subs.values() for s in group]
             self._subs.clear()
             self._cond.notify_all()
         for sub in subs:
-            sub._stop()
-        current = threading.current_thread()
-        for thread in [self._thread, *(s._thread for s in subs)]:
-            if thread is not None and thread is not current and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-        if self._watcher is not None:
-            self._watcher.close()
+            sub.stop()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for sub in subs:
+            sub.join(max(0.0, deadline - time.monotonic()))
+        if self._feed is not None:
+            self._feed.close()
 
 
-class ChangeWatcher:
-    """Cheap detection of rows written by other connections, processes or machines.
-
-    SQLite: ``PRAGMA data_version`` on a held connection changes whenever
-    another connection commits; only then is the ``runs`` table queried.
-    PostgreSQL: writers send ``NOTIFY qdataset_runs, '<run pk>'`` inside their
-    transactions; a held connection LISTENs, and only announced runs are queried.
-    """
-
-    def __init__(self, store: Store) -> None:
-        from .store.dialect import CHANGE_CHANNEL
-
-        self._storage = store._storage
-        self._dialect = store.dialect
-        pooled = store.engine.raw_connection()
-        self._driver = pooled.driver_connection
-        pooled.detach()  # session state (LISTEN) must not go back to the pool
-        self._data_version: int | None = None
-        self._last: dict[int, tuple[int, bool]] = {}
-        if self._dialect == "postgresql":
-            try:
-                self._driver.autocommit = True
-                self._driver.execute(f"LISTEN {CHANGE_CHANNEL}")
-            except BaseException:
-                self._driver.close()
-                raise
-
-    def changed_runs(self, run_pks: list[int]) -> dict[int, tuple[int, bool]]:
-        """(length, completed) of the runs whose state changed since the last call."""
-        unseen = [pk for pk in run_pks if pk not in self._last]
-        if self._dialect == "sqlite":
-            cursor = self._driver.cursor()
-            version = cursor.execute("PRAGMA data_version").fetchone()[0]
-            cursor.close()
-            if version == self._data_version and not unseen:
-                return {}
-            self._data_version = version
-            wanted = run_pks
-        elif self._dialect == "postgresql":
-            announced = {int(n.payload) for n in self._driver.notifies(timeout=0)}
-            wanted = [pk for pk in run_pks if pk in announced] + unseen
-            if not wanted:
-                return {}
-        else:
-            wanted = run_pks
-        states = self._storage.run_states(wanted)
-        changed = {pk: state for pk, state in states.items() if self._last.get(pk) != state}
-        self._last.update(states)
-        return changed
-
-    def close(self) -> None:
-        try:
-            self._driver.close()
-        except Exception:  # noqa: BLE001 - closing at shutdown
-            pass
+def _check_callback(callback: Any) -> None:
+    """Refuse, at subscribe time, a callback that cannot take (dataset, length, state)."""
+    if not callable(callback):
+        raise InvalidCallbackError(
+            f"callback must be callable as callback(dataset, length, state), got {callback!r}"
+        )
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # some builtins have no signature: trust them
+        return
+    try:
+        signature.bind(None, 0, None)
+    except TypeError as exc:
+        raise InvalidCallbackError(
+            f"callback {getattr(callback, '__qualname__', callback)!r}{signature} cannot be "
+            f"called as callback(dataset, length, state) ({exc}); give it three parameters"
+        ) from None

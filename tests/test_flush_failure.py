@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from faults import failing_writes
 
-from qdataset import DataSet, FlushError, ParamSpec
+from qdataset import DataSet, FlushError, ParamSpec, StoreError
 
 
-def test_failed_flush_keeps_rows_for_the_next_flush(store, monkeypatch):
+def test_failed_flush_keeps_rows_for_the_next_flush(store):
     ds = DataSet("flaky disk", [ParamSpec("x", np.float64)], store=store)
     ds.add_result(x=0.0)
     ds.flush()
-    real_insert = ds._storage.insert_rows
-    calls = {"n": 0}
-
-    def failing_once(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise OSError("disk full (simulated)")
-        return real_insert(*args, **kwargs)
-
-    monkeypatch.setattr(ds._storage, "insert_rows", failing_once)
     for i in range(1, 4):
         ds.add_result(x=float(i))
-    with pytest.raises(FlushError, match="kept in memory"):
-        ds.flush()
+    with failing_writes(store, 1) as faults:
+        with pytest.raises(FlushError, match="kept in memory") as raised:
+            ds.flush()
+    assert faults.raised == 1
+    assert isinstance(raised.value.__cause__, StoreError)  # translated, not a raw driver error
     ds.add_result(x=4.0)  # accepted meanwhile: must land after the kept rows
     assert ds.length == 5
     assert ds.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the read flushes
@@ -33,7 +27,7 @@ def test_failed_flush_keeps_rows_for_the_next_flush(store, monkeypatch):
     assert view.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
-def test_failed_background_flush_is_retried(store_url, monkeypatch):
+def test_failed_background_flush_is_retried(store_url):
     import time
 
     import qdataset
@@ -41,22 +35,13 @@ def test_failed_background_flush_is_retried(store_url, monkeypatch):
     store = qdataset.connect(store_url, flush_interval=0.05)
     try:
         ds = DataSet("retry", [ParamSpec("x", np.float64)], store=store)
-        real_insert = ds._storage.insert_rows
-        calls = {"n": 0}
-
-        def failing_once(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise OSError("database briefly unreachable (simulated)")
-            return real_insert(*args, **kwargs)
-
-        monkeypatch.setattr(ds._storage, "insert_rows", failing_once)
-        ds.add_result(x=7.0)  # then nothing: only the flusher's retry can store it
         view = store.read_dataset(ds.id)
-        deadline = time.monotonic() + 10
-        while view.length < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert calls["n"] >= 2
+        with failing_writes(store, 1, "server briefly unreachable (simulated)") as faults:
+            ds.add_result(x=7.0)  # then nothing: only the flusher's retry can store it
+            deadline = time.monotonic() + 10
+            while view.length < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert faults.raised == 1  # the first background flush really failed
         assert view.get_data("x")[0].tolist() == [7.0]
     finally:
         store.close()

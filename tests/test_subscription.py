@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from qdataset import DataSet, ParamSpec, UnknownSubscriptionError, connect
+from qdataset.subscription import Subscription
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
@@ -58,8 +60,26 @@ class Recorder:
         return bool(self.calls) and self.calls[-1][2]
 
 
+#: Final calls the notifier dispatched, per subscription id (observed by wrapping
+#: Subscription.dispatch, so production code keeps no test-only counters).
+FINAL_DISPATCHES: collections.Counter[str] = collections.Counter()
+
+
+@pytest.fixture(autouse=True)
+def count_final_dispatches(monkeypatch):
+    real = Subscription.dispatch
+
+    def dispatch(sub):
+        if sub.known_completed:
+            FINAL_DISPATCHES[sub.id] += 1
+        real(sub)
+
+    monkeypatch.setattr(Subscription, "dispatch", dispatch)
+
+
 def finished(rec: Recorder, sub) -> bool:
-    return sub.final_calls > 0 and sub.calls == len(rec.calls)
+    """The completion call has returned (set only after the callback recorded it)."""
+    return sub.finished
 
 
 def settle(store, writer_url: str | None = None, rounds: int = 3) -> None:
@@ -94,7 +114,8 @@ def assert_one_final_call(rec: Recorder, sub, length: int, store,
                           writer_url: str | None = None) -> None:
     """Exactly one final call, the last one, carrying the final length."""
     settle(store, writer_url)  # a second final call would have been made by now
-    assert sub.final_calls == 1
+    assert sub.finished
+    assert FINAL_DISPATCHES[sub.id] == 1
     assert rec.lengths[-1] == length
     assert rec.last_is_final
 
@@ -123,19 +144,32 @@ def test_state_defaults_to_none(ds):
     ds.add_result(x=1.0)
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
-    assert all(c[3] is None for c in rec.calls)
+    assert rec.calls and all(c[3] is None for c in rec.calls)
+
+
+def pace(pacer: Recorder, length: int) -> None:
+    """Wait until ``pacer`` (min_wait=0, min_count=1 on the same run) was told of ``length``.
+
+    The notifier learns a run's news for all its subscriptions at once and judges every
+    one of them in the pass that dispatches the pacer, so by then each subscription has
+    had its chance to be called (wrongly or not) for that step.
+    """
+    assert wait_for(lambda: max(pacer.lengths, default=0) >= length)
 
 
 def test_min_count_is_respected_and_final_call_comes_once(ds):
-    rec = Recorder()
+    rec, pacer = Recorder(), Recorder()
     sub = ds.subscribe(rec, min_wait=0, min_count=10)
+    ds.subscribe(pacer, min_wait=0)
     for i in range(95):
         ds.add_result(x=float(i))
         if i % 3 == 0:
             ds.flush()
+            pace(pacer, i + 1)  # every 3-row step is judged: a chance for a premature call
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
     assert_one_final_call(rec, sub, 95, ds.store)
+    assert len(rec.lengths) >= 4  # intermediate calls were made, so the loop checks something
     previous = 0
     for length in rec.lengths[:-1]:
         assert length - previous >= 10
@@ -174,15 +208,23 @@ def test_min_wait_spaces_the_calls(ds):
 
 
 def test_lengths_never_decrease_and_calls_never_overlap(ds):
-    rec = Recorder(delay=0.03)
+    rec, pacer = Recorder(delay=0.03), Recorder()
     sub = ds.subscribe(rec, min_wait=0, min_count=1)
-    for i in range(300):
-        ds.add_result(x=float(i))
-        if i % 10 == 0:
+    ds.subscribe(pacer, min_wait=0)
+    # Keep writing, each flush seen by the notifier before the next, until `rec` has been
+    # called five times: news keeps arriving while its 30 ms calls run, so a second,
+    # overlapping call would be made if the notifier allowed one.
+    n = 0
+    while n < 300 or len(rec.calls) < 5:
+        assert n < 100_000, "the subscriber is not being called"
+        ds.add_result(x=float(n))
+        n += 1
+        if n % 10 == 0:
             ds.flush()
+            pace(pacer, n)
     ds.mark_completed()
     assert wait_for(lambda: finished(rec, sub))
-    assert_one_final_call(rec, sub, 300, ds.store)
+    assert_one_final_call(rec, sub, n, ds.store)
     assert rec.max_active == 1
     assert rec.lengths == sorted(rec.lengths)
 
@@ -231,7 +273,7 @@ def test_raising_callback_is_logged_and_harms_nobody(ds, caplog):
             ds.flush()
         ds.mark_completed()
         assert wait_for(lambda: finished(rec, good))
-        assert wait_for(lambda: sub.final_calls == 1)
+        assert sub.wait_finished(10)
     assert_one_final_call(rec, good, 50, ds.store)
     assert ds.get_data("x")[0].tolist() == [float(i) for i in range(50)]
     messages = [r.getMessage() for r in caplog.records]
@@ -268,21 +310,23 @@ def test_subscribing_to_a_completed_run_gives_one_final_call(ds):
 
 
 def test_close_stops_threads_without_hanging(store_url):
+    before = set(threading.enumerate())
     store = connect(store_url, flush_interval=0.05)
     ds = DataSet("live", [ParamSpec("x", np.float64)], store=store)
-    local = ds.subscribe(Recorder(), min_wait=0)
+    local_rec, remote_rec = Recorder(), Recorder()
+    ds.subscribe(local_rec, min_wait=0)
     remote_store = connect(store_url)
-    remote = remote_store.read_dataset(ds.id).subscribe(Recorder(), min_wait=10)
+    remote_store.read_dataset(ds.id).subscribe(remote_rec, min_wait=10)
     ds.add_result(x=1.0)
     ds.flush()
-    assert wait_for(lambda: remote_store._notifier._watcher is not None)  # polling runs
+    assert wait_for(lambda: 1 in remote_rec.lengths)  # the remote notifier polls
+    ours = [t for t in threading.enumerate() if t not in before and t.name.startswith("qdataset")]
+    assert len(ours) >= 4  # two notifiers and two delivery threads, at least
     started = time.monotonic()
     store.close()
     remote_store.close()
     assert time.monotonic() - started < 10
-    threads = [store._notifier._thread, remote_store._notifier._thread,
-               local._thread, remote._thread]
-    assert all(t is not None and not t.is_alive() for t in threads)
+    assert [t.name for t in ours if t.is_alive()] == []
 
 
 def test_interpreter_exit_with_live_subscription_does_not_hang(tmp_path):

@@ -27,6 +27,8 @@ _COLUMN_TYPES = {
                    "U": "TEXT", "bytes": "BYTEA", "index": "BIGINT"},
 }
 
+#: Text of the SQLite completion-lock triggers' error (recognised by its result code,
+#: SQLITE_CONSTRAINT_TRIGGER; see boundary.py).
 LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
 
 #: PostgreSQL LISTEN/NOTIFY channel announcing "run <pk> changed" to other machines.
@@ -201,10 +203,6 @@ class Dialect:
             f"VALUES ({self.placeholders(3)}) "
             "ON CONFLICT (run_pk, tag) DO UPDATE SET value = excluded.value"
         )
-
-    def is_lock_violation(self, exc: BaseException) -> bool:
-        """True when ``exc`` is the completion lock rejecting a write."""
-        return LOCK_MESSAGE in str(exc)
 
 
 def _rows(rows: Iterable[Sequence[Any]] | None,

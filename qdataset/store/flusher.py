@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Protocol
 
+from ..errors import StoreClosedError
+
 log = logging.getLogger("qdataset")
 
 
@@ -32,13 +34,24 @@ class Flusher:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def request(self, buffer: Flushable, delay: float | None = None) -> None:
-        """Schedule ``buffer.flush()`` within ``delay`` seconds (default: the interval)."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def request(self, buffer: Flushable, delay: float | None = None,
+                owner: str = "a run") -> None:
+        """Schedule ``buffer.flush()`` within ``delay`` seconds (default: the interval).
+
+        Lock order: callers may hold their own locks (a DataSet's buffer lock);
+        the flusher's condition is always taken last and never held while a
+        buffer flushes.
+        """
         wait = self.interval if delay is None else min(delay, self.interval)
         deadline = time.monotonic() + wait
         with self._cond:
             if self._closed:
-                raise RuntimeError("the store is closed")
+                raise StoreClosedError(
+                    f"the store of {owner} is closed; open it again with connect(url)")
             current = self._pending.get(id(buffer))
             if current is None or deadline < current[1]:
                 self._pending[id(buffer)] = (buffer, deadline)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ..errors import CompletedError, RunExistsError, RunNotFoundError
 from ..paramspec import ParamSpec
+from .boundary import translating
 from .codec import as_list, columns_of, float_matrix
 from .dialect import Dialect
 from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
@@ -52,24 +53,19 @@ class RunStorage:
 
     # -- connections ---------------------------------------------------------
     @contextmanager
-    def reading(self) -> Iterator[sa.Connection]:
+    def reading(self, run_id: str | None = None) -> Iterator[sa.Connection]:
         """A connection for reads: no transaction, no lock held."""
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
+        with translating(self.engine.url, run_id):
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
 
     @contextmanager
     def writing(self, run_id: str | None = None) -> Iterator[sa.Connection]:
-        """A write transaction; a completion-lock violation becomes CompletedError."""
-        try:
+        """A write transaction.  Database errors leave as qdataset errors (see
+        :mod:`.boundary`): a completion-lock violation as CompletedError."""
+        with translating(self.engine.url, run_id):
             with self.engine.begin() as conn:
                 yield conn
-        except Exception as exc:  # SQLAlchemy's DBAPIError, or the driver's own (raw cursor)
-            if self.dialect.is_lock_violation(exc):
-                raise CompletedError(
-                    f"run {run_id!r} is completed, so its results cannot change; "
-                    "create a new DataSet for new data"
-                ) from exc
-            raise
 
     # -- runs ----------------------------------------------------------------
     def create_run(
@@ -118,10 +114,10 @@ class RunStorage:
         with self.reading() as conn:
             return [_run_row(row) for row in conn.execute(query)]
 
-    def run_state(self, pk: int) -> tuple[int, float | None, int]:
+    def run_state(self, pk: int, run_id: str | None = None) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count) of a run, in one cheap read."""
         count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()
-        with self.reading() as conn:
+        with self.reading(run_id) as conn:
             row = conn.execute(
                 sa.select(runs.c.length, runs.c.completed_at, count).where(runs.c.pk == pk)
             ).one()
@@ -136,8 +132,8 @@ class RunStorage:
             )
             return {pk: (int(length), done is not None) for pk, length, done in rows}
 
-    def load_specs(self, pk: int) -> list[ParamSpec]:
-        with self.reading() as conn:
+    def load_specs(self, pk: int, run_id: str | None = None) -> list[ParamSpec]:
+        with self.reading(run_id) as conn:
             rows = conn.execute(
                 sa.select(run_params.c.spec)
                 .where(run_params.c.run_pk == pk)
@@ -304,7 +300,7 @@ class RunStorage:
         sql = self._range_select_sql(run, names)
         # One index-range query per chunk: bounded memory on every engine
         # (client-side cursors would hold a whole result in memory).
-        with self.reading() as conn:
+        with self.reading(run.run_id) as conn:
             cursor = conn.connection.cursor()
             for lo in range(start, end, CHUNK_ROWS):
                 cursor.execute(sql, (lo, min(lo + CHUNK_ROWS, end)))
@@ -322,7 +318,7 @@ class RunStorage:
         TypeError when a value is NULL; the caller then takes the general path.
         """
         sql = self._range_select_sql(run, names)
-        with self.reading() as conn:
+        with self.reading(run.run_id) as conn:
             cursor = conn.connection.cursor()
             cursor.execute(sql, (start, end))
             try:
@@ -336,8 +332,8 @@ class RunStorage:
             conn.exec_driver_sql(self.dialect.upsert_metadata_sql("run_metadata"),
                                  (run.pk, tag, value_json))
 
-    def get_metadata(self, pk: int) -> dict[str, Any]:
-        with self.reading() as conn:
+    def get_metadata(self, pk: int, run_id: str | None = None) -> dict[str, Any]:
+        with self.reading(run_id) as conn:
             rows = conn.execute(
                 sa.select(run_metadata.c.tag, run_metadata.c.value)
                 .where(run_metadata.c.run_pk == pk)

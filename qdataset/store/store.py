@@ -6,22 +6,38 @@ import atexit
 import os
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
+from .. import _wiring
+from ..errors import InvalidArgumentError, StoreClosedError, StoreError
+from ..paramspec import ParamSpec
+from .boundary import translating
+from .changes import ChangeFeed, open_change_feed
 from .engine import create_engine, normalize_url, sqlite_path
 from .flusher import Flusher
+from .handle import RunHandle
 from .migrate import ensure_schema
 from .runs import RunRow, RunStorage
+from .transfer import copy_run, import_run
 
 if TYPE_CHECKING:
-    from ..dataset import DataSet
-    from ..subscription import Notifier
+    from ..dataset import DataSet  # for annotations only: never imported at run time
+
+
+class Attachment(Protocol):
+    """A per-store service owned by a layer above (see :meth:`Store.attachment`)."""
+
+    def close(self) -> None: ...
+
+
+A = TypeVar("A", bound=Attachment)
 
 #: Default upper bound, in seconds, on how long an accepted result stays in memory.
 #: The flusher thread writes beside the measurement loop, so a short interval costs
@@ -54,31 +70,30 @@ class Store:
     >>> ds = DataSet("sweep", [x, y], store=store)
     >>> [run.id for run in store.runs(completed=True)]
     >>> store.close()
+
+    Everything that touches the database goes through this package; the
+    layers above reach a run through the :class:`RunHandle` of
+    :meth:`create_run` / :meth:`open_run`, and attach per-store services
+    (the subscription notifier) with :meth:`attachment`.
     """
 
     def __init__(self, url: str | os.PathLike | None = None, *,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
-        if flush_interval <= 0:
-            raise ValueError("flush_interval must be a positive number of seconds")
+        if not flush_interval > 0:
+            raise InvalidArgumentError(
+                f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
+            )
         self.url = normalize_url(url)
         self.engine = create_engine(self.url)
-        ensure_schema(self.engine)
+        with translating(self.engine.url):
+            ensure_schema(self.engine)
         self.flush_interval = flush_interval
         self._storage = RunStorage(self.engine)
         self._flusher = Flusher(flush_interval)
-        self._notifier: Notifier | None = None
+        self._attachments: dict[type, Attachment] = {}
         self._closed = False
         self._lock = threading.Lock()
         _open_stores.add(self)
-
-    def _get_notifier(self) -> Notifier:
-        """The store's notifier thread, started on the first subscription."""
-        with self._lock:
-            if self._notifier is None:
-                from ..subscription import Notifier
-
-                self._notifier = Notifier(self)
-            return self._notifier
 
     # -- facts -------------------------------------------------------------------
     @property
@@ -91,38 +106,98 @@ class Store:
         """The engine's name: "sqlite" or "postgresql"."""
         return self.engine.dialect.name
 
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden: safe for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def __repr__(self) -> str:
-        return f"<Store {self.engine.url!r}>"
+        return f"<Store {self.display_url!r}>"
 
     # -- connections (for qdataset's own storage modules) ---------------------------
     def transaction(self) -> AbstractContextManager[sa.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite).
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); database errors
+        leave it as qdataset errors.
 
         >>> with store.transaction() as conn:
         ...     conn.execute(...)
         """
+        self._check_open()
         return self._storage.writing()
 
     def reading(self) -> AbstractContextManager[sa.Connection]:
         """A connection for reads that holds no lock (autocommit)."""
+        self._check_open()
         return self._storage.reading()
 
     # -- runs ---------------------------------------------------------------------
     def runs(self, name: str | None = None, completed: bool | None = None) -> list[RunInfo]:
         """Runs in this store, newest first, optionally by name and completion."""
+        self._check_open()
         return [RunInfo.from_row(row) for row in self._storage.list_runs(name, completed)]
 
     def read_dataset(self, run_id: str) -> DataSet:
         """The run ``run_id`` as a live DataSet bound to this store."""
-        from ..dataset import DataSet  # the dataset layer sits above the store
-
-        return DataSet._open(self, self._storage.get_run(run_id))
+        opener = _wiring.open_dataset
+        if opener is None:  # only if qdataset/__init__.py did not run: a broken install
+            raise StoreError("qdataset is not fully imported; `import qdataset` first")
+        return opener(self, self.open_run(run_id))
 
     def write_dataset(self, dataset: DataSet) -> DataSet:
         """Copy ``dataset`` (values, metadata, completion, id) into this store."""
-        from ..io import copy_dataset
+        self._check_open()
+        dataset.flush()
+        self.copy_run_from(dataset.store, dataset.id)
+        return self.read_dataset(dataset.id)
 
-        return copy_dataset(dataset, self)
+    def copy_run_from(self, source: Store, run_id: str,
+                      progress: Callable[[int], Any] | None = None) -> None:
+        """Copy run ``run_id`` of ``source`` into this store, values as stored.
+
+        ``progress(rows)`` is called after each chunk.  A copy that fails part-way
+        is removed again, so a retry starts clean.
+        """
+        self._check_open()
+        source._check_open()
+        copy_run(source._storage, self._storage, run_id, progress)
+
+    def import_run(self, run_id: str, name: str, created_at: float,
+                   specs: Sequence[ParamSpec], columns: Sequence[Sequence[Any]], count: int,
+                   metadata: dict[str, Any], completed_at: float | None) -> None:
+        """Create a run from encoded columns (file imports); all or nothing."""
+        self._check_open()
+        import_run(self._storage, run_id, name, created_at, specs, columns, count,
+                   metadata, completed_at)
+
+    # -- the seams the layers above use ------------------------------------------------
+    def create_run(self, run_id: str, name: str, created_at: float,
+                   specs: Sequence[ParamSpec]) -> RunHandle:
+        """Create an empty run with parameters ``specs``; its handle."""
+        self._check_open()
+        return RunHandle(self._storage, self._storage.create_run(run_id, name, created_at,
+                                                                 specs), self._flusher)
+
+    def open_run(self, run_id: str) -> RunHandle:
+        """The handle of the existing run ``run_id`` (RunNotFoundError if absent)."""
+        self._check_open()
+        return RunHandle(self._storage, self._storage.get_run(run_id), self._flusher)
+
+    def change_feed(self) -> ChangeFeed:
+        """A new feed of runs changed by other connections (close it when done)."""
+        self._check_open()
+        return open_change_feed(self._storage)
+
+    def attachment(self, kind: Callable[[Store], A], create: bool = True) -> A | None:
+        """This store's one instance of ``kind``, made as ``kind(store)`` on first use
+        (None if ``create`` is false and there is none yet).  Attachments live as
+        long as the store: ``store.close()`` closes them after the last flush."""
+        with self._lock:
+            found = self._attachments.get(kind)  # type: ignore[call-overload]
+            if found is None and create:
+                if self._closed:
+                    raise self._closed_error()
+                found = self._attachments[kind] = kind(self)  # type: ignore[index]
+            return found  # type: ignore[return-value]
 
     # -- lifetime -------------------------------------------------------------------
     def close(self) -> None:
@@ -134,14 +209,25 @@ class Store:
         try:
             self._flusher.close()  # the last flushes may still notify subscribers
         finally:
-            if self._notifier is not None:
-                self._notifier.close()
+            with self._lock:
+                attachments, self._attachments = list(self._attachments.values()), {}
+            for attachment in attachments:
+                attachment.close()
             self.engine.dispose()
             _open_stores.discard(self)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise self._closed_error()
+
+    def _closed_error(self) -> StoreClosedError:
+        return StoreClosedError(
+            f"the store {self.display_url!r} is closed; open it again with connect(url)"
+        )
 
     def __enter__(self) -> Store:
         return self

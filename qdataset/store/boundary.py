@@ -1,0 +1,119 @@
+"""The one place where database errors become qdataset errors.
+
+Every connection the storage package hands out (``RunStorage.reading`` /
+``writing``, and through them ``Store.transaction`` / ``Store.reading``) runs
+inside :func:`translating`, so no SQLAlchemy or driver exception leaves the
+package: each becomes a specific :class:`~qdataset.errors.QDatasetError`
+subclass whose message says what to do.  Errors raised by our own code inside
+such a block (already qdataset errors) pass through unchanged.
+
+Recognition goes by type and error code, never by message text: PostgreSQL's
+SQLSTATE, SQLite's extended result code name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import CompletedError, QDatasetError, StorageLimitError, StoreError
+
+#: SQLSTATE raised by the PostgreSQL completion-lock trigger function (migration 0004).
+LOCK_SQLSTATE = "QD001"
+
+#: SQLite's extended result code for a ``RAISE(ABORT, ...)`` in a trigger; the
+#: completion lock's triggers are the only triggers qdataset creates.
+_SQLITE_TRIGGER_ABORT = "SQLITE_CONSTRAINT_TRIGGER"
+
+#: PostgreSQL SQLSTATE classes / codes meaning "a value or layout is too large".
+_PG_LIMIT_CODES = {"22001": "a text value is longer than its column allows",
+                   "54000": "a row is larger than PostgreSQL can store",
+                   "54011": "too many columns for one PostgreSQL table",
+                   "54023": "too many arguments for one statement"}
+
+#: SQLite result code names for the same family of problems.
+_SQLITE_LIMIT_CODES = {"SQLITE_TOOBIG": "a value or row is larger than SQLite allows"}
+
+_SQLITE_FULL = "SQLITE_FULL"
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The driver exception behind ``exc`` (SQLAlchemy wraps them), or None."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.orig
+    module = type(exc).__module__
+    if module.startswith(("sqlite3", "psycopg", "_sqlite3")):
+        return exc
+    return None
+
+
+def is_lock_violation(exc: BaseException) -> bool:
+    """True when ``exc`` is the completion lock rejecting a write."""
+    orig = driver_error(exc)
+    if orig is None:
+        return False
+    return (getattr(orig, "sqlstate", None) == LOCK_SQLSTATE
+            or getattr(orig, "sqlite_errorname", None) == _SQLITE_TRIGGER_ABORT)
+
+
+def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatasetError | None:
+    """The qdataset error for a database error ``exc`` (None: not a database error)."""
+    if isinstance(exc, QDatasetError):
+        return None
+    orig = driver_error(exc)
+    if orig is None and not isinstance(exc, sa.exc.SQLAlchemyError):
+        return None
+    where = f"run {run_id!r} in {url!r}" if run_id else repr(url)
+    detail = str(orig if orig is not None else exc).strip().splitlines()[0]
+    if is_lock_violation(exc):
+        return CompletedError(
+            f"run {run_id!r} is completed, so its results cannot change; "
+            "create a new DataSet for new data"
+        )
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    errorname = getattr(orig, "sqlite_errorname", None) or ""
+    limit = _PG_LIMIT_CODES.get(sqlstate) or _SQLITE_LIMIT_CODES.get(errorname)
+    if limit is None and errorname == "SQLITE_ERROR" and "too many columns" in detail:
+        limit = "too many columns for one SQLite table"  # SQLite has no code of its own
+    if limit is not None:
+        return StorageLimitError(
+            f"{where}: {limit} ({detail}); use fewer or smaller parameters, or shorter names"
+        )
+    if errorname == _SQLITE_FULL or sqlstate == "53100":
+        return StoreError(
+            f"{where}: the disk is full ({detail}); free space, then retry; "
+            "nothing already stored was lost"
+        )
+    if errorname in _SQLITE_BUSY or sqlstate in ("55P03", "40P01"):
+        return StoreError(
+            f"{where}: the database stayed locked by another writer ({detail}); retry, "
+            "or give each process fewer, larger writes"
+        )
+    if isinstance(exc, sa.exc.OperationalError) or sqlstate.startswith("08"):
+        return StoreError(
+            f"cannot use the database at {url!r} ({detail}); check that it is reachable "
+            "and that the URL, user and permissions are right"
+        )
+    return StoreError(f"database error on {where}: {detail}")
+
+
+@contextmanager
+def translating(url: Any, run_id: str | None = None) -> Iterator[None]:
+    """Run a block, turning database errors into qdataset errors.
+
+    ``url`` should be a SQLAlchemy URL (its repr hides the password).
+
+    >>> with translating(engine.url, run_id):
+    ...     conn.execute(...)
+    """
+    try:
+        yield
+    except Exception as exc:
+        translated = translate(exc, url, run_id)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,140 @@
+"""RunHandle: one run of one store, as the layers above the storage package see it.
+
+The DataSet, its write buffer, cursors and subscriptions reach the database
+only through a handle: it writes and reads the run's results, parameters and
+metadata, and schedules the store's flusher thread.  It exposes no SQL, no
+engine and no connection, so those layers never depend on how runs are laid
+out in tables.  Every method raises qdataset errors only (see ``boundary.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreClosedError
+from ..paramspec import ParamSpec
+from .flusher import Flushable, Flusher
+from .runs import RunRow, RunStorage
+
+
+class RunHandle:
+    """A run's storage operations.  Get one from ``Store.create_run``/``Store.open_run``.
+
+    >>> handle = store.open_run(run_id)
+    >>> length, completed_at, parameter_count = handle.state()
+    >>> for chunk in handle.read_columns(["x"], 0, length): ...
+    """
+
+    def __init__(self, storage: RunStorage, row: RunRow, flusher: Flusher) -> None:
+        self._storage = storage
+        self._row = row
+        self._flusher = flusher
+
+    # -- identity (fixed at creation) ---------------------------------------------------
+    @property
+    def key(self) -> int:
+        """The run's key in this store (stable; what change feeds report)."""
+        return self._row.pk
+
+    @property
+    def id(self) -> str:
+        return self._row.run_id
+
+    @property
+    def name(self) -> str:
+        return self._row.name
+
+    @property
+    def created_at(self) -> float:
+        return self._row.created_at
+
+    @property
+    def opened_length(self) -> int:
+        """The run's length when this handle was made."""
+        return self._row.length
+
+    @property
+    def opened_completed_at(self) -> float | None:
+        """The completion time when this handle was made (None: incomplete)."""
+        return self._row.completed_at
+
+    @property
+    def flush_interval(self) -> float:
+        return self._flusher.interval
+
+    def check_open(self) -> None:
+        """Raise StoreClosedError if the store was closed."""
+        if self._flusher.closed:
+            raise StoreClosedError(
+                f"the store holding run {self.id!r} is closed; nothing was written. "
+                "Open it again with connect(url) and store.read_dataset(id)"
+            )
+
+    # -- state -----------------------------------------------------------------------------
+    def state(self) -> tuple[int, float | None, int]:
+        """(length, completed_at, parameter count), in one cheap read."""
+        return self._storage.run_state(self._row.pk, self.id)
+
+    def load_specs(self) -> list[ParamSpec]:
+        return self._storage.load_specs(self._row.pk, self.id)
+
+    # -- writing ---------------------------------------------------------------------------
+    def add_columns(self, specs: Sequence[ParamSpec], first_position: int,
+                    values: dict[str, Sequence[Any]] | None = None) -> None:
+        """Add parameters (existing rows get nulls), optionally with one value per row."""
+        self.check_open()
+        self._storage.add_columns(self._row, specs, first_position, values)
+
+    def insert_rows(self, names: Sequence[str], rows: Sequence[Sequence[Any]],
+                    new_length: int, kinds: Sequence[str | None] | None = None) -> None:
+        """Insert ``[index, *values]`` rows and record the new length, atomically."""
+        self._storage.insert_rows(self._row, names, rows, new_length, kinds)
+
+    def insert_columns(self, names: Sequence[str], columns: Sequence[Sequence[Any]],
+                       start: int, count: int,
+                       kinds: Sequence[str | None] | None = None) -> None:
+        """Insert ``count`` rows given as columns from index ``start``, atomically."""
+        self.check_open()
+        self._storage.insert_columns(self._row, names, columns, start, count, kinds)
+
+    def update_rows(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Apply ``(index, {name: stored value})`` updates in one transaction."""
+        self.check_open()
+        self._storage.update_rows(self._row, updates)
+
+    def complete(self, completed_at: float) -> float:
+        """Complete the run and lock its results; returns the completion time."""
+        self.check_open()
+        return self._storage.complete(self._row, completed_at)
+
+    def set_metadata(self, tag: str, value_json: str) -> None:
+        self.check_open()
+        self._storage.set_metadata(self._row, tag, value_json)
+
+    def metadata(self) -> dict[str, Any]:
+        return self._storage.get_metadata(self._row.pk, self.id)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_columns(self, names: Sequence[str], start: int, stop: int
+                     ) -> Iterator[list[Any]]:
+        """Chunks (lists of per-column lists) of rows ``start <= index < stop``."""
+        return self._storage.read_columns(self._row, names, start, stop)
+
+    def read_float_matrix(self, names: Sequence[str], start: int, stop: int) -> np.ndarray:
+        """Float columns as one ``(rows, len(names))`` array; TypeError on a NULL."""
+        return self._storage.read_float_matrix(self._row, names, start, stop)
+
+    # -- the store's flusher thread ------------------------------------------------------
+    def schedule_flush(self, buffer: Flushable, delay: float | None = None) -> None:
+        """Have ``buffer.flush()`` called within ``delay`` s (default: the flush interval)."""
+        self._flusher.request(buffer, delay, owner=self.id)
+
+    def cancel_flush(self, buffer: Flushable) -> None:
+        """Forget a scheduled flush (the buffer flushed itself)."""
+        self._flusher.discard(buffer)
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.id!r}>"
