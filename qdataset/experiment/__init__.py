@@ -14,9 +14,12 @@ matplotlib figures are saved through their own ``savefig``.
 from __future__ import annotations
 
 from .errors import (
+    ExperimentClosedError,
     ExperimentDataError,
     ExperimentEntryNotFound,
     ExperimentNotFoundError,
+    InvalidAnalysisResultError,
+    InvalidIndexError,
     UnsupportedResultError,
 )
 from .experiment_data import ExperimentData
@@ -27,12 +30,15 @@ from .status import AnalysisStatus, ExperimentStatus, JobStatus
 __all__ = [
     "AnalysisResult",
     "AnalysisStatus",
+    "ExperimentClosedError",
     "ExperimentData",
     "ExperimentDataError",
     "ExperimentEntryNotFound",
     "ExperimentNotFoundError",
     "ExperimentStatus",
     "FigureData",
+    "InvalidAnalysisResultError",
+    "InvalidIndexError",
     "JobStatus",
     "UnsupportedResultError",
 ]

@@ -1,4 +1,4 @@
-"""Analysis results and figures kept with an experiment: adding, looking up, deleting.
+"""Analysis results, figures and child experiments kept with an experiment.
 
 :class:`Artifacts` is owned by :class:`~qdataset.experiment.ExperimentData`
 and is given what it needs: the experiment id (results are stamped with it,
@@ -205,3 +205,45 @@ def _unique_name(name: str, taken: Iterable[str]) -> str:
     while f"{name}-{n}" in taken:
         n += 1
     return f"{name}-{n}"
+
+
+class Children:
+    """Child experiments, by experiment id, in the order they were attached."""
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner  # the parent's experiment id
+        self._lock = threading.Lock()
+        self._children: OrderedDict[str, Any] = OrderedDict()
+
+    def add(self, child_id: str, child: Any) -> None:
+        with self._lock:
+            self._children[child_id] = child
+
+    def all(self) -> list[Any]:
+        with self._lock:
+            return list(self._children.values())
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._children)
+
+    def get(self, index: int | slice | str | None) -> Any:
+        """All children (None), by position, slice, or experiment id."""
+        with self._lock:
+            children = list(self._children.values())
+            named = self._children.get(index) if isinstance(index, str) else None
+            ids = list(self._children)
+        if index is None:
+            return children
+        if isinstance(index, int | slice):
+            try:
+                return children[index]
+            except IndexError:
+                pass
+        elif not isinstance(index, str):
+            raise InvalidIndexError(f"child index must be int, slice or experiment id, "
+                                    f"not {type(index).__name__}")
+        elif named is not None:
+            return named
+        raise ExperimentEntryNotFound(
+            f"experiment {self._owner} has no child {index!r}; children: {ids}")

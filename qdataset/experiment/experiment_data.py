@@ -1,53 +1,36 @@
 """ExperimentData: qiskit jobs, their data, analysis, results and figures, in one database.
 
-The behaviour follows qiskit-experiments' ExperimentData, but everything is
-stored in a qdataset store instead of a remote service: the measured data are
-the rows of an ordinary run (``exp.dataset``), and experiment records, job
-records, analysis results, figures and child links live in the experiment
-tables (see :mod:`qdataset.store.experiments`).
+The behaviour follows qiskit-experiments' ExperimentData, stored in a qdataset
+store instead of a remote service: the data are the rows of an ordinary run
+(``exp.dataset``); experiment, job and callback records, analysis results,
+figures and child links live in the experiment tables (:mod:`qdataset.store.experiments`).
 
-ExperimentData is composed of parts it owns, each given only what it needs:
+ExperimentData owns its parts and gives each only what it needs: ``DataRows``
+(:mod:`.rows`), ``Workers`` (:mod:`.workers`: this experiment's threads, which
+exist only while there is work, so an experiment never closed leaves none
+behind), ``JobRunner``, ``AnalysisRunner`` (callbacks chained after the jobs,
+holding no thread while they wait), ``Artifacts`` and ``Children``
+(:mod:`.artifacts`) and ``Persistence``.  It keeps the descriptive fields and
+the status history and delegates the rest.
 
-==================  ===========================================================
-part                owns
-==================  ===========================================================
-``DataRows``        the data rows in the DataSet (:mod:`.rows`)
-``Workers``         this experiment's job and analysis threads (:mod:`.workers`)
-``JobRunner``       job records, collecting results, timeouts (:mod:`.job_runner`)
-``AnalysisRunner``  analysis callbacks, chained after the jobs (:mod:`.analysis_runner`)
-``Artifacts``       analysis results and figures (:mod:`.artifacts`)
-``Persistence``     save and auto-save (:mod:`.persistence`)
-==================  ===========================================================
+Lock order: the status is computed under the ``ExperimentRecord`` lock, which
+takes the parts' locks; a part never calls out while holding its own.  No
+lock is held while a job is asked anything, a row is written or a callback runs.
 
-This class keeps the descriptive fields, the children and the status
-history, and delegates everything else.  Lock order: ``ExperimentData._lock``
-may be held while taking a part's lock, never the reverse; no lock is held
-while a job is asked anything, a row is written or a save runs.
-
-Threads: an experiment's worker threads exist only while it has jobs to wait
-for or callbacks to run, so experiments that are never closed leave nothing
-behind.  ``close()`` (or ``with ExperimentData(...) as exp:``) waits for the
-work, then refuses new jobs and callbacks.
-
->>> from qiskit_aer import AerSimulator
->>> backend = AerSimulator(seed_simulator=7)
 >>> with ExperimentData(store=store, backend=backend, experiment_type="bell") as exp:
 ...     exp.add_jobs(backend.run(circuits, shots=1000))
-...     exp.add_analysis_callback(fit)            # fit(exp, **kwargs), after the jobs
->>> exp.status().name
+...     exp.add_analysis_callback(fit)      # fit(exp, **kwargs), after the jobs
+>>> exp.status().name                        # the with block waited for both
 'DONE'
->>> exp.save()
->>> same = ExperimentData.load(exp.experiment_id, store)
+>>> exp.save(); same = ExperimentData.load(exp.experiment_id, store)
 """
 
 from __future__ import annotations
 
 import copy as copy_module
 import functools
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
@@ -56,17 +39,11 @@ from ..store.experiments import ExperimentStorage
 from . import persistence, serialization
 from . import rows as row_layout
 from .analysis_runner import AnalysisRunner
-from .artifacts import Artifacts
-from .errors import (
-    ExperimentClosedError,
-    ExperimentDataError,
-    ExperimentEntryNotFound,
-    InvalidIndexError,
-    UnsupportedResultError,
-)
+from .artifacts import Artifacts, Children
+from .errors import ExperimentClosedError, UnsupportedResultError
 from .figures import FigureData
 from .job_runner import BackendInfo, JobRecord, JobRunner
-from .persistence import Persistence, Snapshot
+from .persistence import ExperimentRecord, Persistence, Snapshot
 from .results import AnalysisResult
 from .status import AnalysisStatus, ExperimentStatus, JobStatus, experiment_status
 from .workers import Workers
@@ -116,30 +93,19 @@ class ExperimentData:
         auto_save: bool = False,
         _dataset: DataSet | None = None,
     ) -> None:
-        if store is None:
-            from ..store import default_store
-
-            store = default_store()
+        store = persistence.store_or_default(store)
         self._store = store
-        self._lock = threading.Lock()  # descriptive fields, children, status history
-        self._experiment_id = experiment_id or str(uuid.uuid4())
-        self._experiment_type = experiment_type
-        self._parent_id = parent_id
-        self._tags = _clean_tags(tags or [])
-        self._notes = str(notes)
-        self._metadata: dict[str, Any] = dict(metadata or {})
-        self._created_at = self._updated_at = time.time()
-        self._children: OrderedDict[str, ExperimentData] = OrderedDict()
-        self._history: list[tuple[str, float]] = []
+        owner = experiment_id or str(uuid.uuid4())
+        self._record = ExperimentRecord(owner, experiment_type, parent_id, tags or [], notes,
+                                        dict(metadata or {}))
         if _dataset is None:
             from ..dataset import DataSet
 
             _dataset = DataSet(experiment_type or "experiment", row_layout.data_specs(),
                                store=store)
-            _dataset.add_metadata("experiment_id", self._experiment_id)
+            _dataset.add_metadata("experiment_id", owner)
             if experiment_type:
                 _dataset.add_metadata("experiment_type", experiment_type)
-        owner = self._experiment_id
         self._rows = row_layout.DataRows(_dataset)
         self._backend = BackendInfo(backend)
         self._workers = Workers(owner)
@@ -148,6 +114,7 @@ class ExperimentData:
         self._analysis = AnalysisRunner(owner, self._workers.analysis, self._on_change)
         self._artifacts = Artifacts(owner, self._wait_for_analysis, self.errors,
                                     self._on_change)
+        self._children = Children(owner)
         self._persistence = Persistence(ExperimentStorage(store), self._prepare_save,
                                         self._snapshot)
         self._note_status(ask=False)
@@ -160,25 +127,25 @@ class ExperimentData:
     @property
     def experiment_id(self) -> str:
         """The experiment's UUID (a string)."""
-        return self._experiment_id
+        return self._record.experiment_id
 
     @property
     def experiment_type(self) -> str | None:
-        return self._experiment_type
+        return self._record.experiment_type
 
     @experiment_type.setter
     def experiment_type(self, value: str | None) -> None:
-        self._experiment_type = value
+        self._record.experiment_type = value
         self._on_change()
 
     @property
     def parent_id(self) -> str | None:
         """Experiment id of the parent experiment, for child data."""
-        return self._parent_id
+        return self._record.parent_id
 
     @parent_id.setter
     def parent_id(self, value: str | None) -> None:
-        self._parent_id = value
+        self._record.parent_id = value
         self._on_change()
 
     @property
@@ -200,33 +167,26 @@ class ExperimentData:
     @property
     def tags(self) -> list[str]:
         """Tags (a sorted list without duplicates); assign a list to change them."""
-        with self._lock:
-            return list(self._tags)
+        return self._record.tags
 
     @tags.setter
     def tags(self, tags: list[str]) -> None:
-        if not isinstance(tags, list | tuple):
-            raise ExperimentDataError(
-                f"tags must be a list of strings, got {type(tags).__name__}; "
-                "e.g. exp.tags = ['calibration']")
-        with self._lock:
-            self._tags = _clean_tags(tags)
+        self._record.tags = tags
         self._on_change()
 
     @property
     def notes(self) -> str:
-        return self._notes
+        return self._record.notes
 
     @notes.setter
     def notes(self, notes: str) -> None:
-        with self._lock:
-            self._notes = str(notes)
+        self._record.notes = str(notes)
         self._on_change()
 
     @property
     def metadata(self) -> dict[str, Any]:
         """Free-form JSON-able metadata; edit in place, then :meth:`save`."""
-        return self._metadata
+        return self._record.metadata
 
     @property
     def store(self) -> Store:
@@ -239,17 +199,16 @@ class ExperimentData:
 
     @property
     def created_at(self) -> float:
-        return self._created_at
+        return self._record.created_at
 
     @property
     def updated_at(self) -> float:
-        return self._updated_at
+        return self._record.updated_at
 
     @property
     def status_history(self) -> list[tuple[str, float]]:
         """The experiment statuses seen so far, as (status name, unix time), oldest first."""
-        with self._lock:
-            return list(self._history)
+        return self._record.history()
 
     @property
     def job_ids(self) -> list[str]:
@@ -297,23 +256,7 @@ class ExperimentData:
         {'job_id': '...', 'circuit_index': 0, 'kind': 'counts', 'counts': {'00': 512, ...},
          'shots': 1000, 'meas_level': 2, 'metadata': {...}}
         """
-        if index is None or isinstance(index, slice | str):
-            rows = self._rows.read()
-            if index is None:
-                return rows
-            if isinstance(index, slice):
-                return rows[index]
-            return [row for row in rows if row.get("job_id") == index]
-        if isinstance(index, int):
-            length = self._rows.length
-            position = index + length if index < 0 else index
-            if not 0 <= position < length:
-                raise ExperimentEntryNotFound(
-                    f"experiment {self.experiment_id} has {length} data rows, so index "
-                    f"{index} does not exist; use exp.data() to see them all")
-            return self._rows.read(position, position + 1)[0]
-        raise InvalidIndexError(
-            f"data index must be int, slice, job id or None, not {type(index).__name__}")
+        return self._rows.select(index, self.experiment_id)
 
     def cancel_jobs(self, ids: str | Iterable[str] | None = None) -> bool:
         """Cancel unfinished jobs (all, or those with the given ids).
@@ -463,19 +406,19 @@ class ExperimentData:
         if ask:
             self._jobs.refresh()
         has_rows = self._rows.has_rows()
-        with self._lock:
-            empty = not (has_rows or self._children or self._jobs.has_jobs()
+
+        def compute() -> ExperimentStatus:
+            empty = not (has_rows or self._children.ids() or self._jobs.has_jobs()
                          or self._analysis.has_callbacks() or self._artifacts.has_any())
-            status = experiment_status(empty, self._jobs.status(ask=False),
-                                       self._analysis.status())
-            if not self._history or self._history[-1][0] != status.name:
-                self._history.append((status.name, time.time()))
-        return status
+            return experiment_status(empty, self._jobs.status(ask=False),
+                                     self._analysis.status())
+
+        return self._record.note(compute)
 
     def _on_change(self) -> None:
         """A part changed something: note the status, auto-save if asked to."""
         self._note_status(ask=False)
-        self._persistence.changed(self._experiment_id)
+        self._persistence.changed(self.experiment_id)
 
     def errors(self) -> str:
         """All job and analysis errors ("" if none)."""
@@ -528,32 +471,13 @@ class ExperimentData:
         if not isinstance(experiment_data, ExperimentData):
             raise UnsupportedResultError(f"child data must be ExperimentData, "
                                          f"not {type(experiment_data).__name__}")
-        experiment_data._parent_id = self.experiment_id
-        with self._lock:
-            self._children[experiment_data.experiment_id] = experiment_data
+        experiment_data._record.parent_id = self.experiment_id
+        self._children.add(experiment_data.experiment_id, experiment_data)
         self._on_change()
 
     def child_data(self, index: int | slice | str | None = None) -> Any:
         """Child experiments: all, by position, slice, or experiment id."""
-        with self._lock:
-            children = list(self._children.values())
-            named = self._children.get(index) if isinstance(index, str) else None
-        if index is None:
-            return children
-        if isinstance(index, int | slice):
-            try:
-                return children[index]
-            except IndexError:
-                pass
-        elif isinstance(index, str):
-            if named is not None:
-                return named
-        else:
-            raise InvalidIndexError(f"child index must be int, slice or experiment id, "
-                                    f"not {type(index).__name__}")
-        raise ExperimentEntryNotFound(
-            f"experiment {self.experiment_id} has no child {index!r}; "
-            f"children: {[c.experiment_id for c in children]}")
+        return self._children.get(index)
 
     # -- copy, save and load ---------------------------------------------------------------
     def copy(self, copy_results: bool = True) -> ExperimentData:
@@ -565,12 +489,10 @@ class ExperimentData:
         recursively).  Analysis callbacks are not copied.  Do not call it from
         inside an analysis callback with ``copy_results=True``.
         """
-        with self._lock:
-            tags, notes = list(self._tags), self._notes
         new = type(self)(store=self._store, backend=self.backend,
-                         experiment_type=self._experiment_type, parent_id=self._parent_id,
-                         tags=tags, notes=notes,
-                         metadata=copy_module.deepcopy(self._metadata))
+                         experiment_type=self.experiment_type, parent_id=self.parent_id,
+                         tags=self.tags, notes=self.notes,
+                         metadata=copy_module.deepcopy(self.metadata))
         new._backend.name = self._backend.name
         new._rows.add(self.data())
         new._jobs.adopt_records(self._jobs.twins())
@@ -621,22 +543,9 @@ class ExperimentData:
         jobs = self._jobs.records(ask=False)
         callbacks = self._analysis.records()
         results, figures, names = self._artifacts.for_save()
-        with self._lock:
-            self._updated_at = time.time()
-            record = {
-                "experiment_id": self.experiment_id,
-                "experiment_type": self._experiment_type,
-                "parent_id": self._parent_id,
-                "backend_name": self._backend.name,
-                "dataset_id": self._rows.dataset.id,
-                "tags": serialization.dumps(self._tags),
-                "notes": self._notes,
-                "metadata": serialization.dumps(self._metadata),
-                "status": status.name,
-                "created_at": self._created_at,
-                "updated_at": self._updated_at,
-            }
-            history, children = list(self._history), list(self._children)
+        record = self._record.row(status, self._backend.name, self._rows.dataset.id)
+        history = self._record.history()
+        children = self._children.ids()
         written = [figure["name"] for figure in figures]
         return Snapshot(record, jobs, callbacks, history, results, figures, names, children,
                         on_saved=lambda: self._artifacts.saved(written))
@@ -649,10 +558,7 @@ class ExperimentData:
         the recorded job and callback statuses come back; job objects and
         backends do not (:attr:`backend_name` is kept).
         """
-        if store is None:
-            from ..store import default_store
-
-            store = default_store()
+        store = persistence.store_or_default(store)
         stored = persistence.read(store, experiment_id)
         dataset = (store.read_dataset(stored["dataset_id"])
                    if stored["dataset_id"] is not None else None)
@@ -661,8 +567,7 @@ class ExperimentData:
                   tags=serialization.loads(stored["tags"]), notes=stored["notes"],
                   metadata=serialization.loads(stored["metadata"]), _dataset=dataset)
         exp._backend.name = stored["backend_name"]
-        exp._created_at = stored["created_at"]
-        exp._updated_at = stored["updated_at"]
+        exp._record.restore(stored)
         exp._jobs.adopt_records(JobRecord.from_row(row) for row in stored["jobs"])
         exp._analysis.restore(stored["callbacks"])
         exp._artifacts.restore(
@@ -670,57 +575,42 @@ class ExperimentData:
             [FigureData(row["name"], row["format"], bytes(row["data"]), row["created_at"])
              for row in stored["figures"]], saved=True)
         children = [cls.load(child_id, store) for child_id in stored["children"]]
-        with exp._lock:
-            exp._children.update((child.experiment_id, child) for child in children)
-            exp._history = [(s, at) for s, at in stored["history"]]
+        for child in children:
+            exp._children.add(child.experiment_id, child)
         return exp
 
     @staticmethod
     def find(store: Store | None = None, experiment_type: str | None = None,
              parent_id: str | None = None) -> list[str]:
         """Ids of saved experiments, newest first, optionally by type or parent."""
-        if store is None:
-            from ..store import default_store
-
-            store = default_store()
-        return persistence.find(store, experiment_type, parent_id)
+        return persistence.find(persistence.store_or_default(store), experiment_type, parent_id)
 
     # -- display ---------------------------------------------------------------------------
     def __repr__(self) -> str:
-        parts = [repr(self._experiment_type), self.experiment_id]
-        if self._parent_id:
-            parts.append(f"parent_id={self._parent_id}")
-        if self._tags:
-            parts.append(f"tags={self._tags}")
-        if self.job_ids:
-            parts.append(f"job_ids={self.job_ids}")
-        if self.figure_names:
-            parts.append(f"figure_names={self.figure_names}")
+        parts = [repr(self.experiment_type), self.experiment_id]
+        if self.parent_id:
+            parts.append(f"parent_id={self.parent_id}")
+        for name in ("tags", "job_ids", "figure_names"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
         return f"ExperimentData({', '.join(parts)})"
 
     def __str__(self) -> str:
         status = self.status()
-        lines = [
-            "-" * 51,
-            f"Experiment: {self._experiment_type}",
-            f"Experiment ID: {self.experiment_id}",
-        ]
-        if self._parent_id:
-            lines.append(f"Parent ID: {self._parent_id}")
-        if self._children:
-            lines.append(f"Child Experiment Data: {len(self._children)}")
+        lines = ["-" * 51, f"Experiment: {self.experiment_type}",
+                 f"Experiment ID: {self.experiment_id}"]
+        if self.parent_id:
+            lines.append(f"Parent ID: {self.parent_id}")
+        if self._children.ids():
+            lines.append(f"Child Experiment Data: {len(self._children.ids())}")
         lines.append(f"Status: {status.name}")
         if status is ExperimentStatus.ERROR:
             lines.append("  " + self.errors().strip().replace("\n", "\n  "))
         if self.backend_name:
             lines.append(f"Backend: {self.backend_name}")
-        if self._tags:
-            lines.append(f"Tags: {self._tags}")
+        if self.tags:
+            lines.append(f"Tags: {self.tags}")
         lines += [f"Data: {self._rows.length} rows (run {self._rows.dataset.id})",
                   f"Analysis Results: {len(self.analysis_results(block=False))}",
                   f"Figures: {len(self.figure_names)}"]
         return "\n".join(lines)
-
-
-def _clean_tags(tags: Iterable[str]) -> list[str]:
-    return sorted({str(tag) for tag in tags})

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..paramspec import ParamSpec
 from . import serialization
+from .errors import ExperimentEntryNotFound, InvalidIndexError
 
 _STR, _INT, _FLOAT = np.str_, np.int64, np.float64
 
@@ -169,6 +170,26 @@ class DataRows:
         """The data dicts of rows ``start <= i < end``."""
         columns = self._dataset.get_data(*NAMES, start=start, end=end)
         return [decode(values) for values in columns_to_values(columns)]
+
+    def select(self, index: int | slice | str | None, owner: str) -> Any:
+        """All data dicts (None), one (int), some (slice) or those of a job (job id)."""
+        if index is None or isinstance(index, slice | str):
+            rows = self.read()
+            if index is None:
+                return rows
+            if isinstance(index, slice):
+                return rows[index]
+            return [row for row in rows if row.get("job_id") == index]
+        if isinstance(index, int):
+            length = self._dataset.length
+            position = index + length if index < 0 else index
+            if not 0 <= position < length:
+                raise ExperimentEntryNotFound(
+                    f"experiment {owner} has {length} data rows, so index {index} does not "
+                    "exist; use exp.data() to see them all")
+            return self.read(position, position + 1)[0]
+        raise InvalidIndexError(
+            f"data index must be int, slice, job id or None, not {type(index).__name__}")
 
     @property
     def length(self) -> int:
