@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -15,15 +16,14 @@ _upgrade_lock = threading.Lock()
 
 def migrations_dir() -> Path:
     """The Alembic environment: installed as qdataset._migrations, or the source tree's."""
-    try:
-        import qdataset._migrations as packaged
-
-        return Path(packaged.__file__).parent
-    except ImportError:
-        source = Path(__file__).resolve().parents[2] / "migrations"
-        if (source / "env.py").exists():
-            return source
-        raise StoreError("qdataset's migrations are missing; reinstall qdataset") from None
+    # Located, not imported for its code: the revisions are data to Alembic.
+    spec = importlib.util.find_spec("qdataset._migrations")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").exists():
+        return source
+    raise StoreError("qdataset's migrations are missing; reinstall qdataset")
 
 
 @lru_cache(maxsize=1)
