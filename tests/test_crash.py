@@ -47,6 +47,15 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def stored_length(path, run_id: str) -> int:
+    """The run's length as the file records it, read with plain sqlite3."""
+    raw = sqlite3.connect(path)
+    try:
+        return raw.execute("SELECT length FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+    finally:
+        raw.close()
+
+
 def test_sigkill_keeps_flushed_rows(tmp_path):
     path = tmp_path / "crash.db"
     url = f"sqlite:///{path}"
@@ -58,7 +67,13 @@ def test_sigkill_keeps_flushed_rows(tmp_path):
         kind, flushed = proc.stdout.readline().split()
         assert kind == "flushed", proc.stderr.read()
         flushed = int(flushed)
-        time.sleep(0.4)  # let several more timed flushes happen, then kill mid-stream
+        # Kill mid-stream once timed flushes have written well past the explicit flush
+        # (waiting on that, not on a 0.4 s sleep that on a slow machine may have seen none).
+        deadline = time.monotonic() + 60
+        while stored_length(path, run_id) < flushed + 300 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.01)
+        assert stored_length(path, run_id) >= flushed + 300, "no timed flush happened"
         assert proc.poll() is None, proc.stderr.read()
     finally:
         os.kill(proc.pid, signal.SIGKILL)

@@ -339,16 +339,22 @@ def test_flush_timer_waits_one_interval_then_writes(store_url, xy_specs):
             qdataset.connect(store_url) as other:
         ds = DataSet("timer", xy_specs, store=slow)
         ds.add_result(x=0.0, y=0.0)
+        ds.add_result(x=1.0, y=0.0)
         ds.flush()
-        view = other.read_dataset(ds.id)
-        started = time.monotonic()
-        for i in range(1, 6):  # each new buffer asks the timer again
+        view = other.read_dataset(ds.id)  # another store: its reads cannot make `ds` flush
+        assert view.length == 2
+        buffered = time.monotonic()  # before row 2 enters the new buffer
+        for i in range(2, 6):  # each new row asks the timer again; none may hurry it
             ds.add_result(x=float(i), y=0.0)
-            ds.flush() if i == 1 else None
             time.sleep(0.01)
-        if time.monotonic() - started < 0.5:
-            assert view.length == 2  # rows 2..5 wait for the interval
-        deadline = time.monotonic() + 10
+        # Note when rows 2..5 arrive: never sooner than one interval after row 2 was
+        # buffered, whatever the machine's speed (a slow machine only makes it later;
+        # this used to be checked only when the loop took under 0.5 s), all within 10 s.
+        deadline = buffered + 10
+        while view.length == 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        arrived = time.monotonic()
+        assert arrived - buffered >= 1.0, "rows were written before the flush interval"
         while view.length < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert view.length == 6
