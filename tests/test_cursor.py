@@ -52,10 +52,14 @@ def test_cursor_shared_between_threads_returns_each_row_once(ds):
     ds.add_results({"x": np.arange(2000.0), "n": np.arange(2000)})
     cur = ds.cursor(0)
     got: list[list[int]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
 
     def reader(slot):
-        for _ in range(50):
-            got[slot].extend(cur.read("n")[0].tolist())
+        try:
+            for _ in range(50):
+                got[slot].extend(cur.read("n")[0].tolist())
+        except BaseException as exc:  # noqa: BLE001 - a thread's error only warns otherwise
+            errors.append(exc)
 
     writer_done = threading.Event()
 
@@ -70,6 +74,8 @@ def test_cursor_shared_between_threads_returns_each_row_once(ds):
         t.start()
     for t in threads:
         t.join(60)
+    assert not [t for t in threads if t.is_alive()]
+    assert errors == []
     assert writer_done.is_set()
     rest = cur.read("n")[0].tolist()
     everything = sorted(sum(got, []) + rest)
