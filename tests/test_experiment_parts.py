@@ -274,6 +274,7 @@ def test_public_methods_raise_qdataset_errors(store):
         (lambda: exp.add_child_data(object()), UnsupportedResultError, TypeError),
         (lambda: exp.add_analysis_results([object()]), UnsupportedResultError, TypeError),
         (lambda: exp.add_data({"x": object()}), UnsupportedResultError, TypeError),
+        (lambda: exp.add_data({"x": {(1, 2): 3}}), UnsupportedResultError, TypeError),
         (lambda: AnalysisResult(""), InvalidAnalysisResultError, ValueError),
     ]
     for call, specific, builtin in cases:

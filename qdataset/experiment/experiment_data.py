@@ -531,6 +531,7 @@ class ExperimentData:
         The data rows are written by ``exp.dataset`` itself (flushed here, so a
         :meth:`load` in another process sees all of them).
         """
+        self._jobs.refresh()  # remote calls: before the save lock, not under it
         self._persistence.save()
 
     def _prepare_save(self) -> None:
@@ -539,7 +540,7 @@ class ExperimentData:
         self._rows.flush()  # rows buffered by this process reach the database now
 
     def _snapshot(self) -> Snapshot:
-        status = self._note_status(ask=True)
+        status = self._note_status(ask=False)
         jobs = self._jobs.records(ask=False)
         callbacks = self._analysis.records()
         results, figures, names = self._artifacts.for_save()

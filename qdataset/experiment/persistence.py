@@ -11,9 +11,10 @@ experiment as a :class:`Snapshot`, taken under the parts' locks).  The data
 rows themselves are written by the experiment's DataSet.
 
 Locking: ``Persistence._lock`` serialises saves of one experiment, so an
-older snapshot can never overwrite a newer one; it is held across the
-database write, but no other operation of the experiment takes it (only
-auto-save, which is itself a save).
+older snapshot can never overwrite a newer one.  It is held across the
+database write (never across a job's ``status()``: ``save()`` asks the jobs
+before taking it), and no other operation takes it except auto-save, which
+is itself a save.
 
 >>> persistence = Persistence(ExperimentStorage(store), prepare, snapshot)
 >>> persistence.save()

@@ -61,7 +61,14 @@ def _hook(obj: dict[str, Any]) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for ``value`` (numpy and complex values are tagged)."""
-    return json.dumps(value, default=_default, allow_nan=True)
+    try:
+        return json.dumps(value, default=_default, allow_nan=True)
+    except UnsupportedResultError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. non-string dict keys, circular references
+        raise UnsupportedResultError(
+            f"cannot store {type(value).__name__} as JSON ({exc}); use string keys and "
+            "plain values") from exc
 
 
 def loads(text: str | None) -> Any:
