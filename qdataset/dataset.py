@@ -14,6 +14,7 @@ from .errors import (
     CompletedError,
     DuplicateParameterError,
     IndexRangeError,
+    InvalidArgumentError,
     InvalidParamSpecError,
     LengthMismatchError,
     MetadataError,
@@ -32,6 +33,9 @@ from .writebuffer import RowLayout, WriteBuffer
 
 if TYPE_CHECKING:
     from .cursor import Cursor
+
+#: Longest run name: the id ``YYYYmmdd-HHMMSS-<name>-<8 hex>`` is stored in 255 characters.
+MAX_NAME_LENGTH = 255 - len("YYYYmmdd-HHMMSS--01234567")
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -64,6 +68,12 @@ class DataSet:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueTypeError(f"DataSet name must be a non-empty string, got {name!r}")
+        if len(name) > MAX_NAME_LENGTH:
+            raise InvalidArgumentError(
+                f"DataSet name {name[:40]!r}... has {len(name)} characters; the run id holds "
+                f"at most {MAX_NAME_LENGTH} (on every engine, so runs can be copied between "
+                "them): shorten it and keep the details in ds.add_metadata(...)"
+            )
         if store is None:
             store = default_store()
         specs = list(specs or [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,12 +38,20 @@ def normalize_url(url: str | os.PathLike | None) -> str:
     return text
 
 
+def redact_password(url: str) -> str:
+    """``url`` with the password of ``scheme://user:password@host`` replaced by ***,
+    for URLs too broken for SQLAlchemy to parse (and so to hide) themselves."""
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for ``url`` with qdataset's per-dialect connection settings."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"{url!r} is not a database URL; use e.g. sqlite:///lab.db") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a non-numeric port
+        raise StoreError(
+            f"{redact_password(url)!r} is not a database URL; use e.g. sqlite:///lab.db"
+        ) from exc
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     try:
