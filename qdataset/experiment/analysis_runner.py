@@ -103,6 +103,8 @@ class AnalysisRunner:
             self._pool.submit(self._run, record, fn)
         except ExperimentClosedError:
             self._cancel_one(record, "not run: the experiment was closed")
+        except Exception as exc:  # noqa: BLE001 - a callback must never stay QUEUED forever
+            self._cancel_one(record, f"not run: {exc}")
 
     def _run(self, record: Callback, fn: Callable[[], Any]) -> None:
         with self._lock:

@@ -215,7 +215,7 @@ class JobRunner:
                 self._records[job_id] = record
             added.append(record)
         for record in added:
-            self._pool.submit(self._collect, record)
+            self._follow(record)
         if timeout is not None and added:
             self._start_timeout(added, float(timeout))
         self._on_change()
@@ -233,6 +233,13 @@ class JobRunner:
             return list(self._records.values())
 
     # -- collecting ------------------------------------------------------------------------
+    def _follow(self, record: JobRecord) -> None:
+        """Have a worker thread wait for the job (a record is never left unfinished)."""
+        try:
+            self._pool.submit(self._collect, record)
+        except ExperimentDataError as exc:  # closed, or no thread could be started
+            self._finish(record, JobStatus.ERROR, f"its result could not be collected: {exc}")
+
     def _collect(self, record: JobRecord) -> None:
         """Pool thread: wait for one job and turn its result into rows and a final status."""
         job = record.job
@@ -371,7 +378,7 @@ class JobRunner:
                 if not record.final:
                     follow.append(record)
         for record in follow:
-            self._pool.submit(self._collect, record)
+            self._follow(record)
 
     def twins(self) -> list[JobRecord]:
         """Copies of the records, for a copied experiment."""

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from concurrent import futures
 from typing import Any
 
-from .errors import ExperimentClosedError
+from .errors import ExperimentClosedError, ExperimentDataError
 
 #: Threads per experiment waiting on jobs.  Analysis callbacks of one experiment
 #: run one after the other, so one analysis thread per experiment is enough.
@@ -59,11 +59,19 @@ class WorkerPool:
             if self._closed:
                 raise ExperimentClosedError(
                     f"{self._name} was closed; create a new ExperimentData for more work")
-            self._tasks.append((future, fn, args))
+            task = (future, fn, args)
+            self._tasks.append(task)
             if len(self._threads) < self._max_workers:
                 thread = threading.Thread(target=self._work, name=self._name)
                 self._threads.add(thread)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # e.g. at interpreter shutdown, or no threads left
+                    self._threads.discard(thread)
+                    if not self._threads:
+                        self._tasks.remove(task)
+                        raise ExperimentDataError(
+                            f"{self._name} could not start a worker thread: {exc}") from exc
         return future
 
     def _work(self) -> None:
