@@ -10,8 +10,9 @@ ExperimentData owns its parts and gives each only what it needs: ``DataRows``
 exist only while there is work, so an experiment never closed leaves none
 behind), ``JobRunner``, ``AnalysisRunner`` (callbacks chained after the jobs,
 holding no thread while they wait), ``Artifacts`` and ``Children``
-(:mod:`.artifacts`) and ``Persistence``.  It keeps the descriptive fields and
-the status history and delegates the rest.
+(:mod:`.artifacts`), ``ExperimentRecord`` (descriptive fields, status history)
+and ``Persistence`` (:mod:`.persistence`).  This class is the public facade:
+it wires the parts together and delegates to them.
 
 Lock order: the status is computed under the ``ExperimentRecord`` lock, which
 takes the parts' locks; a part never calls out while holding its own.  No
