@@ -8,6 +8,14 @@ Delivery follows the outbox pattern: the row is marked delivered once every
 notifier succeeded or gave up after its retries; rows a crashed watcher left
 undelivered are picked up by the next watcher after ``lease`` seconds (or at
 once, after a clean :meth:`JobWatcher.stop`).
+
+Threads and locks.  A poll (:meth:`JobWatcher.poll_once`, from the background
+thread or a caller) holds ``_cycle``, so polls of one watcher never overlap;
+nothing else takes it.  ``_lock`` guards the job objects and the outbox's own
+lock guards the deliveries; both are held only to read or change memory,
+never across a job's ``status()``, a notifier or the database.  So
+:meth:`~JobWatcher.stop`, :meth:`~JobWatcher.delete_job` and registration
+never wait behind a slow webhook or a remote provider.
 """
 
 from __future__ import annotations
@@ -17,101 +25,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from ..job_status import job_backend_name
 from ..store.jobs import NotificationRow, WatchRow, WatchStorage
-from .errors import JobNotFoundError, RegistrationError
+from ._outbox import Attempt, Key, Outbox
+from ._registration import (
+    entered_statuses,
+    flatten,
+    info_dict,
+    job_id_of,
+    nested_map,
+    pair,
+    statuses,
+)
+from .errors import JobConfigError, JobNotFoundError, RegistrationError
 from .notifiers import JobEvent, as_notifier, notifier_name
 from .records import FINAL_STATUSES, status_name
 
 LOG = logging.getLogger("qdataset.jobs")
 
-#: A job seen DONE has certainly been RUNNING, even if no poll caught it running.
-_IMPLIED_BEFORE = {"DONE": ("RUNNING",)}
-
-
-def job_id_of(job: Any) -> str:
-    """The id of a qiskit-style job (``job.job_id()``), or a job id string itself."""
-    if isinstance(job, str):
-        return job
-    ident = getattr(job, "job_id", None)
-    if callable(ident):
-        ident = ident()
-    if not isinstance(ident, str) or not ident:
-        raise RegistrationError(
-            f"{job!r} is not a job: register objects with a job_id() method "
-            "(qiskit jobs) or lists of them"
-        )
-    return ident
-
-
-def _statuses(value: Any, where: str) -> list[str]:
-    if value is None:
-        return ["DONE"]
-    items = [value] if isinstance(value, str) or hasattr(value, "name") else value
-    if not isinstance(items, (list, tuple, set, frozenset)) or not items:
-        raise RegistrationError(
-            f"notify_status{where} must be a non-empty list of statuses such as "
-            f"['DONE', 'ERROR'], not {value!r}"
-        )
-    names: list[str] = []
-    for item in items:
-        name = status_name(item)
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def _pair(jobs: Any, notify: Any, where: str, out: list[tuple[Any, list[str]]]) -> Any:
-    """Walk ``jobs`` and ``notify`` together; collect (job, statuses); return ids nested."""
-    if isinstance(jobs, (list, tuple)):
-        if notify is not None and (not isinstance(notify, (list, tuple))
-                                   or len(notify) != len(jobs)):
-            raise RegistrationError(
-                f"notify_status{where} must have the same nesting as the jobs: a list of "
-                f"{len(jobs)} entries, one per job or sub-list, got {notify!r}"
-            )
-        return [_pair(job, None if notify is None else notify[i], f"{where}[{i}]", out)
-                for i, job in enumerate(jobs)]
-    out.append((jobs, _statuses(notify, where)))
-    return job_id_of(jobs)
-
-
-def _flatten(items: Any) -> list[Any]:
-    if isinstance(items, (list, tuple)):
-        return [leaf for item in items for leaf in _flatten(item)]
-    return [items]
-
-
-def _nested_map(ids: Any, function: Callable[[str], Any]) -> Any:
-    if isinstance(ids, (list, tuple)):
-        return [_nested_map(item, function) for item in ids]
-    return function(ids)
-
-
-def _backend_name(job: Any) -> str | None:
-    try:
-        backend = job.backend()
-        name = backend.name
-        return name() if callable(name) else str(name)
-    except Exception:  # noqa: BLE001 - the backend name is only informative
-        return None
-
-
-def entered_statuses(previous: str | None, notify: list[str], status: str) -> list[str]:
-    """The watched statuses a job entered when it was seen in ``status`` after ``previous``."""
-    candidates = [s for s in _IMPLIED_BEFORE.get(status, ()) if s != previous] + [status]
-    return [s for s in candidates if s in notify]
-
-
-@dataclass
-class _Delivery:
-    """One notification being delivered to the notifiers that have not had it yet."""
-
-    event: JobEvent
-    todo: list[tuple[Any, int, float]]  # (notifier, failed attempts, next try at)
-    errors: list[str] = field(default_factory=list)
+# job_id_of and entered_statuses were defined here; they stay importable from here.
+__all__ = ["JobWatcher", "entered_statuses", "job_id_of"]
 
 
 class _QueueStatus:
@@ -122,6 +57,20 @@ class _QueueStatus:
 
     def status(self) -> str:
         return self._queue.status(self._job_id).status
+
+
+class _Run:
+    """One life of the background thread: asked to stop, and maybe abandoned.
+
+    ``abandoned`` is set when :meth:`JobWatcher.stop` gave up waiting for the
+    thread (it is inside a notifier or a ``status()`` call): the thread then
+    starts no further delivery and hands what it holds to the next watcher.
+    Each run has its own events, so a watcher restarted meanwhile is not affected.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.abandoned = threading.Event()
 
 
 class JobWatcher:
@@ -151,8 +100,10 @@ class JobWatcher:
         lease: float = 60.0,
         resolver: Callable[[str], Any] | None = None,
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be a positive number of seconds")
+        if not isinstance(poll_interval, (int, float)) or not poll_interval > 0:
+            raise JobConfigError(
+                f"poll_interval must be a positive number of seconds, not {poll_interval!r}"
+            )
         self.store = store
         self.notifiers = [as_notifier(n) for n in notifiers]
         self.poll_interval = poll_interval
@@ -162,10 +113,11 @@ class JobWatcher:
         self.resolver = resolver
         self.token = uuid.uuid4().hex
         self._sql = WatchStorage(store)
-        self._jobs: dict[str, Any] = {}
-        self._deliveries: dict[tuple[str, str], _Delivery] = {}
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
+        self._jobs: dict[str, Any] = {}  # job id -> live job object; guarded by _lock
+        self._lock = threading.Lock()
+        self._outbox = Outbox()
+        self._cycle = threading.Lock()  # one poll at a time; held across I/O, see module doc
+        self._run_state = _Run()
         self._thread: threading.Thread | None = None
         self._last_renew = time.time()
         self._queue: Any = None
@@ -185,7 +137,7 @@ class JobWatcher:
         ['id1', 'id2']
         """
         pairs: list[tuple[Any, list[str]]] = []
-        ids = _pair(job, notify_status, "", pairs)
+        ids = pair(job, notify_status, "", pairs)
         self._register(pairs)
         return ids
 
@@ -194,7 +146,7 @@ class JobWatcher:
 
         >>> watcher.register_start_and_done([job1, job2, job3])   # job1: RUNNING, job3: DONE
         """
-        flat = _flatten(jobs)
+        flat = flatten(jobs)
         if not flat:
             raise RegistrationError("register_start_and_done needs at least one job")
         first, last = flat[0], flat[-1]
@@ -207,13 +159,13 @@ class JobWatcher:
 
     def _register(self, pairs: Sequence[tuple[Any, list[str]]]) -> None:
         rows = []
-        for job, statuses in pairs:
+        for job, names in pairs:
             job_id = job_id_of(job)
             if not isinstance(job, str):
                 with self._lock:
                     self._jobs[job_id] = job
-            rows.append({"job_id": job_id, "notify_status": statuses,
-                         "backend": None if isinstance(job, str) else _backend_name(job)})
+            rows.append({"job_id": job_id, "notify_status": names,
+                         "backend": None if isinstance(job, str) else job_backend_name(job)})
         self._sql.register(rows, time.time())
 
     def job_info(self, job_id: Any = None) -> Any:
@@ -223,8 +175,8 @@ class JobWatcher:
         ['DONE']
         """
         if job_id is None:
-            return [_info(row) for row in self._sql.jobs()]
-        ids = _flatten(job_id)
+            return [info_dict(row) for row in self._sql.jobs()]
+        ids = flatten(job_id)
         rows = {row.job_id: row for row in self._sql.jobs(ids)}
         missing = [i for i in ids if i not in rows]
         if missing:
@@ -232,7 +184,7 @@ class JobWatcher:
                 f"job(s) {', '.join(map(repr, missing))} are not registered; "
                 "register_job() them first (job_info() lists what is registered)"
             )
-        return _nested_map(job_id, lambda i: _info(rows[i]))
+        return nested_map(job_id, lambda i: info_dict(rows[i]))
 
     def update_job_info(self, info: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
         """Change ``notify_status`` and/or ``label`` of registered jobs.
@@ -254,7 +206,7 @@ class JobWatcher:
                 )
             values: dict[str, Any] = {}
             if "notify_status" in item:
-                values["notify_status"] = _statuses(item["notify_status"], "")
+                values["notify_status"] = statuses(item["notify_status"], "")
             if "label" in item:
                 values["label"] = None if item["label"] is None else str(item["label"])
             changes.append((item["job_id"], values))
@@ -265,8 +217,11 @@ class JobWatcher:
                 self._sql.update(job_id, values, now)
 
     def delete_job(self, job_id: Any) -> int:
-        """Stop watching the given job(s) (nested ids allowed) and forget their history."""
-        ids = _flatten(job_id)
+        """Stop watching the given job(s) (nested ids allowed) and forget their history.
+
+        Never waits for a poll or a notifier in progress.
+        """
+        ids = flatten(job_id)
         self.job_info(ids)  # every id must exist
         with self._lock:
             for i in ids:
@@ -290,33 +245,44 @@ class JobWatcher:
         The background thread calls this every ``poll_interval`` seconds; call
         it yourself for a watcher without a thread.
         """
-        with self._lock:
-            now = time.time()
-            self._adopt_orphans(now)
+        return self._poll(_Run())
+
+    def pending(self) -> int:
+        """How many notifications are still being delivered (retries included)."""
+        return len(self._outbox)
+
+    def _poll(self, run: _Run) -> list[JobEvent]:
+        with self._cycle:
+            self._adopt_orphans(time.time())
+            with self._lock:
+                known = dict(self._jobs)
             events = []
             for row in self._sql.jobs():
+                if run.abandoned.is_set():
+                    break
                 if row.last_status in FINAL_STATUSES:
                     continue
-                status = self._current_status(row.job_id)
+                status = self._current_status(row.job_id, known.get(row.job_id))
                 if status is None or status == row.last_status:
                     continue
+                # The notification rows are created (and claimed) with the status, in
+                # one transaction: that is what makes each of them exist only once.
                 created = self._sql.record_status(row.job_id, status, entered_statuses,
                                                   self.token, time.time())
                 for note in created:
-                    events.append(self._enqueue(note, row))
-            self._deliver_due()
-            if self._deliveries and time.time() - self._last_renew > self.lease / 3:
+                    event = self._enqueue(note, row)
+                    if event is not None:
+                        events.append(event)
+            self._deliver_due(run)
+            if run.abandoned.is_set():
+                self._hand_over()
+            elif len(self._outbox) and time.time() - self._last_renew > self.lease / 3:
                 self._sql.renew_claims(self.token, time.time())
                 self._last_renew = time.time()
             return events
 
-    def pending(self) -> int:
-        """How many notifications are still being delivered (retries included)."""
-        with self._lock:
-            return len(self._deliveries)
-
-    def _current_status(self, job_id: str) -> str | None:
-        job = self._jobs.get(job_id)
+    def _current_status(self, job_id: str, job: Any) -> str | None:
+        """The job's status name now (a remote call for remote jobs), None if unknown."""
         if job is None:
             job = self._resolve(job_id)
             if job is None:
@@ -336,9 +302,10 @@ class JobWatcher:
                 LOG.warning("qdataset job watcher: resolver failed for %s: %s", job_id, exc)
                 job = None
             if job is not None:
-                self._jobs[job_id] = job
+                with self._lock:
+                    self._jobs[job_id] = job
                 return job
-        if self._queue is None:
+        if self._queue is None:  # only polls get here, and they hold _cycle
             from .queue import JobQueue
 
             self._queue = JobQueue(self.store)
@@ -348,13 +315,11 @@ class JobWatcher:
             return None
         return _QueueStatus(self._queue, job_id)
 
-    def _enqueue(self, note: NotificationRow, row: WatchRow | None) -> JobEvent:
+    def _enqueue(self, note: NotificationRow, row: WatchRow | None) -> JobEvent | None:
+        """Start delivering ``note``; None if this watcher is delivering it already."""
         event = JobEvent(note.job_id, note.status, note.previous, note.event_time,
                          row.label if row else None, row.backend if row else None)
-        now = time.time()
-        self._deliveries[(note.job_id, note.status)] = _Delivery(
-            event, [(notifier, 0, now) for notifier in self.notifiers])
-        return event
+        return event if self._outbox.add(event, self.notifiers, time.time()) else None
 
     def _adopt_orphans(self, now: float) -> None:
         orphans = self._sql.claim_undelivered(self.token, now - self.lease, now)
@@ -362,82 +327,85 @@ class JobWatcher:
             return
         rows = {row.job_id: row for row in self._sql.jobs({n.job_id for n in orphans})}
         for note in orphans:
-            if (note.job_id, note.status) not in self._deliveries:
+            if self._enqueue(note, rows.get(note.job_id)) is not None:
                 LOG.info("qdataset job watcher: delivering %s/%s left by another watcher",
                          note.job_id, note.status)
-                self._enqueue(note, rows.get(note.job_id))
 
-    def _deliver_due(self) -> None:
-        for key, delivery in list(self._deliveries.items()):
-            still: list[tuple[Any, int, float]] = []
-            for notifier, failures, due in delivery.todo:
-                if time.time() < due:
-                    still.append((notifier, failures, due))
-                    continue
-                try:
-                    notifier.notify(delivery.event)
-                except Exception as exc:  # noqa: BLE001 - never let a notifier stop us
-                    failures += 1
-                    name = notifier_name(notifier)
-                    if failures > self.retries:
-                        LOG.error("qdataset job watcher: %s gave up on %s after %d attempts: %s",
-                                  name, delivery.event, failures, exc)
-                        delivery.errors.append(f"{name}: {exc}")
-                    else:
-                        wait = self.backoff * 2 ** (failures - 1)
-                        LOG.warning("qdataset job watcher: %s failed for %s (%s); "
-                                    "retrying in %.1f s", name, delivery.event, exc, wait)
-                        still.append((notifier, failures, time.time() + wait))
-            delivery.todo = still
-            if not still:
-                del self._deliveries[key]
-                self._sql.mark_delivered(*key, "; ".join(delivery.errors) or None, time.time())
+    def _deliver_due(self, run: _Run) -> None:
+        """Try each attempt that is due once, calling notifiers without holding a lock."""
+        for key, attempt in self._outbox.due(time.time()):
+            event = self._outbox.begin(key, attempt, run.abandoned)
+            if event is None:
+                continue
+            error: Exception | None = None
+            try:
+                attempt.notifier.notify(event)
+            except Exception as exc:  # noqa: BLE001 - never let a notifier stop us
+                error = exc
+            outcome = self._outbox.settle(key, attempt, error, retries=self.retries,
+                                          backoff=self.backoff, now=time.time())
+            _log_attempt(attempt, event, error, outcome.gave_up, outcome.retry_in)
+            if outcome.finished is not None:
+                self._sql.mark_delivered(*key, "; ".join(outcome.finished.errors) or None,
+                                         time.time())
 
-    def _next_due(self) -> float:
-        dues = [due for d in self._deliveries.values() for _, _, due in d.todo]
-        return min(dues) if dues else float("inf")
+    def _hand_over(self) -> list[Key]:
+        """Release the deliveries not in flight, so the next watcher sends them at once."""
+        keys = self._outbox.drop_idle()
+        if keys:
+            self._sql.release(self.token, keys)
+        return keys
 
     # -- thread ------------------------------------------------------------------------
     def start(self) -> JobWatcher:
         """Start polling in a background (daemon) thread."""
         if self._thread is not None and self._thread.is_alive():
             return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="qdataset-job-watcher",
-                                        daemon=True)
+        self._run_state = run = _Run()
+        self._thread = threading.Thread(target=self._run, args=(run,),
+                                        name="qdataset-job-watcher", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the thread after a last poll; undelivered notifications go to the next watcher."""
-        thread = self._thread
+        """Stop the thread after a last poll; undelivered notifications go to the next watcher.
+
+        Waits at most ``timeout`` seconds for the thread.  If it is still inside
+        a notifier or a job's ``status()`` then, it is left to finish that one
+        call in the background (the notification it is sending is recorded as
+        delivered, never sent twice) and starts nothing else.
+        """
+        thread, run = self._thread, self._run_state
         if thread is not None:
-            self._stop.set()
+            run.stop.set()
             thread.join(timeout)
             self._thread = None
-        with self._lock:
-            if self._deliveries:
-                self._deliveries.clear()
-                self._sql.release(self.token)
+            if thread.is_alive():
+                LOG.warning("qdataset job watcher: still busy after %s s (a slow notifier "
+                            "or job); it finishes that call in the background", timeout)
+                run.abandoned.set()  # before _hand_over: no delivery starts after it
+        self._hand_over()
 
     @property
     def running(self) -> bool:
+        """True while the background thread is polling."""
         return self._thread is not None and self._thread.is_alive()
 
-    def _run(self) -> None:
+    def _run(self, run: _Run) -> None:
         while True:
             try:
-                self.poll_once()
+                self._poll(run)
             except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable
                 LOG.exception("qdataset job watcher: poll failed; trying again")
-            if self._stop.is_set():
+            if run.stop.is_set():
                 return
-            wait = min(self.poll_interval, max(0.0, self._next_due() - time.time()))
-            if self._stop.wait(wait):
-                try:
-                    self.poll_once()  # a last look, so a just-finished job is not missed
-                except Exception:  # noqa: BLE001
-                    LOG.exception("qdataset job watcher: final poll failed")
+            wait = min(self.poll_interval, max(0.0, self._outbox.next_due() - time.time()))
+            if run.stop.wait(wait):
+                if not run.abandoned.is_set():
+                    try:
+                        self._poll(run)  # a last look, so a just-finished job is not missed
+                    except Exception:  # noqa: BLE001
+                        LOG.exception("qdataset job watcher: final poll failed")
                 return
 
     def __enter__(self) -> JobWatcher:
@@ -447,8 +415,14 @@ class JobWatcher:
         self.stop()
 
 
-def _info(row: WatchRow) -> dict[str, Any]:
-    return {"job_id": row.job_id, "notify_status": row.notify_status,
-            "status": row.last_status, "notified": row.notified, "label": row.label,
-            "backend": row.backend, "registered_at": row.registered_at,
-            "updated_at": row.updated_at}
+def _log_attempt(attempt: Attempt, event: JobEvent, error: Exception | None,
+                 gave_up: bool, retry_in: float | None) -> None:
+    if error is None:
+        return
+    name = notifier_name(attempt.notifier)
+    if gave_up:
+        LOG.error("qdataset job watcher: %s gave up on %s after %d attempts: %s",
+                  name, event, attempt.failures, error)
+    else:
+        LOG.warning("qdataset job watcher: %s failed for %s (%s); retrying in %.1f s",
+                    name, event, error, retry_in or 0.0)

@@ -3,9 +3,15 @@
 :class:`WatchStorage` and :class:`QueueStorage` take a :class:`~qdataset.Store`
 and speak SQLAlchemy Core only.  Writes run in
 one transaction each (on SQLite ``BEGIN IMMEDIATE``, which also serialises
-concurrent claimers); reads use lock-free AUTOCOMMIT connections.  The only
-engine differences are behind :func:`_insert_ignoring_duplicates` and
-:func:`_lock_for_claim` (PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``).
+concurrent claimers); reads use lock-free AUTOCOMMIT connections.
+
+No code here asks which engine it runs on.  The one engine difference, how
+concurrent claimers of the queue avoid each other, is declared with
+``with_for_update(skip_locked=True)``: SQLAlchemy compiles it to ``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL and to nothing on SQLite, whose ``BEGIN
+IMMEDIATE`` already serialises the claim.  Notifications are made unique by a
+compare-and-set on the job's row (see :meth:`WatchStorage.record_status`),
+which needs no engine-specific "insert or ignore".
 """
 
 from __future__ import annotations
@@ -18,27 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from .job_schema import job_backends, job_notifications, job_queue, watched_jobs
-
-
-def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, values: dict) -> bool:
-    """Insert one row unless its primary key exists; True when it was inserted."""
-    name = conn.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - Store refuses other engines
-        raise NotImplementedError(name)
-    key = list(table.primary_key.columns)[0]
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(key)
-    return conn.execute(statement).first() is not None
-
-
-def _lock_for_claim(conn: sa.Connection, query: sa.Select) -> sa.Select:
-    """Let concurrent claimers skip each other's rows where the engine can."""
-    if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query  # SQLite: BEGIN IMMEDIATE already serialises the claim
 
 
 # -- job watcher ---------------------------------------------------------------------
@@ -144,20 +129,37 @@ class WatchStorage:
         the job entered.  Each (job, status) notification row is created at most
         once, ever; the rows created here are returned, claimed by ``token``.
         """
-        t = watched_jobs
+        t, n = watched_jobs, job_notifications
         created: list[NotificationRow] = []
         with self.store.transaction() as conn:
             row = conn.execute(sa.select(t.c.last_status, t.c.notify_status)
                                .where(t.c.job_id == job_id)).first()
             if row is None or row.last_status == status:
                 return created
-            conn.execute(t.update().where(t.c.job_id == job_id).values(last_status=status))
             previous = row.last_status
-            for name in entered(previous, json.loads(row.notify_status), status):
-                values = {"job_id": job_id, "status": name, "previous": previous,
-                          "event_time": now, "claimed_by": token, "claimed_at": now}
-                if _insert_ignoring_duplicates(conn, job_notifications, values):
-                    created.append(NotificationRow(job_id, name, previous, now))
+            # Compare-and-set: of watchers that saw the same change concurrently, only
+            # the first updates the row; the others (blocked on its row lock, then
+            # matching nothing) create no notification.
+            moved = conn.execute(t.update().where(t.c.job_id == job_id,
+                                                  t.c.last_status.is_not_distinct_from(previous))
+                                 .values(last_status=status))
+            if moved.rowcount != 1:
+                return created
+            wanted = entered(previous, json.loads(row.notify_status), status)
+            if not wanted:
+                return created
+            # A status entered once before (e.g. RUNNING again after a re-queue) keeps
+            # its one notification.  The job row is locked by the update above, so no
+            # other transaction can insert these rows meanwhile.
+            existing = set(conn.execute(sa.select(n.c.status).where(
+                n.c.job_id == job_id, n.c.status.in_(wanted))).scalars())
+            for name in wanted:
+                if name in existing:
+                    continue
+                conn.execute(n.insert().values(job_id=job_id, status=name, previous=previous,
+                                               event_time=now, claimed_by=token,
+                                               claimed_at=now))
+                created.append(NotificationRow(job_id, name, previous, now))
         return created
 
     def claim_undelivered(self, token: str, stale_before: float, now: float
@@ -191,12 +193,21 @@ class WatchStorage:
             conn.execute(n.update().where(n.c.job_id == job_id, n.c.status == status)
                          .values(delivered_at=now, error=error))
 
-    def release(self, token: str) -> None:
-        """Hand this watcher's undelivered notifications to the next watcher."""
+    def release(self, token: str, keys: Iterable[tuple[str, str]] | None = None) -> None:
+        """Hand this watcher's undelivered notifications to the next watcher.
+
+        ``keys``: only these (job id, status) notifications; None: all of them.
+        A notification still being sent must not be released (it would be sent twice).
+        """
         n = job_notifications
+        mine = sa.and_(n.c.claimed_by == token, n.c.delivered_at.is_(None))
         with self.store.transaction() as conn:
-            conn.execute(n.update().where(n.c.claimed_by == token, n.c.delivered_at.is_(None))
-                         .values(claimed_by=None, claimed_at=None))
+            if keys is None:
+                conn.execute(n.update().where(mine).values(claimed_by=None, claimed_at=None))
+                return
+            for job_id, status in keys:
+                conn.execute(n.update().where(mine, n.c.job_id == job_id, n.c.status == status)
+                             .values(claimed_by=None, claimed_at=None))
 
     def notifications(self, job_id: str | None = None) -> list[dict[str, Any]]:
         """Notification rows as dicts (for inspection and tests)."""
@@ -304,9 +315,11 @@ class QueueStorage:
             conn.execute(job_backends.update().where(job_backends.c.name == backend)
                          .values(last_queue_check=now))
             while True:
+                # Declared, not branched: FOR UPDATE SKIP LOCKED on PostgreSQL,
+                # nothing on SQLite (see the module docstring).
                 query = (sa.select(q).where(q.c.backend == backend, q.c.status == "QUEUED")
-                         .order_by(q.c.pk).limit(1))
-                row = conn.execute(_lock_for_claim(conn, query)).first()
+                         .order_by(q.c.pk).limit(1).with_for_update(skip_locked=True))
+                row = conn.execute(query).first()
                 if row is None:
                     return None
                 done = conn.execute(
