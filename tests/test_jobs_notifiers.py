@@ -104,10 +104,10 @@ def test_email_is_received_when_job_finishes(store, smtp_server):
     with JobWatcher(store, [notifier], poll_interval=0.02) as watcher:
         watcher.register_job(job)
         watcher.update_job_info({"job_id": "job-42", "label": "T1 sweep"})
-        time.sleep(0.05)
+        watcher.poll_once()  # the watcher has seen the job before it finishes
         job.state = "DONE"
         assert _wait(lambda: len(received) == 1)
-    time.sleep(0.1)
+    # stop() joined the thread after its last poll, and sending is synchronous
     assert len(received) == 1  # exactly one e-mail
     recipients, msg = received[0]
     assert recipients == ["me@example.org", "you@example.org"]

@@ -210,6 +210,7 @@ def _claimer(spec, barrier, out):
         store.close()
 
 
+@pytest.mark.slow  # starts several Python processes
 def test_claim_is_exactly_once_across_processes(make_queue, queue):
     ids = [queue.submit("aer", {"i": i}) for i in range(200)]
     ctx = multiprocessing.get_context("spawn")

@@ -119,7 +119,8 @@ def _json_default(value: Any) -> Any:
         return list(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+    # json.dumps wants a TypeError from default(); to_json turns it into a PayloadError.
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")  # internal
 
 
 _id_lock = threading.Lock()
