@@ -86,7 +86,7 @@ class Subscription:
         self._job: tuple[int, bool] | None = None
         self._thread = threading.Thread(target=self._deliver_loop,
                                         name=f"qdataset-{self.id}", daemon=True)
-        self._notifier: Notifier | None = None
+        self._owner: Notifier | None = None
 
     @property
     def finished(self) -> bool:
@@ -140,7 +140,7 @@ class Subscription:
             except Exception:
                 log.exception("qdataset: subscription %s callback raised (length %d)",
                               self.id, length)
-            notifier = self._notifier
+            notifier = self._owner
             if notifier is not None:
                 notifier.delivered(self)
             if final:
@@ -149,7 +149,7 @@ class Subscription:
 
     # -- lifetime (driven by the notifier) -------------------------------------------------
     def start(self, notifier: Notifier) -> None:
-        self._notifier = notifier
+        self._owner = notifier
         self._thread.start()
 
     def stop(self) -> None:

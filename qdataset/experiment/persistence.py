@@ -142,7 +142,7 @@ class Persistence:
 
     def __init__(self, storage: ExperimentStorage, prepare: Callable[[], None],
                  snapshot: Callable[[], Snapshot]) -> None:
-        self._storage = storage
+        self._records = storage
         self._prepare = prepare
         self._snapshot = snapshot
         self._lock = threading.Lock()
@@ -153,7 +153,7 @@ class Persistence:
         with self._lock:
             self._prepare()
             snap = self._snapshot()
-            self._storage.save(snap.record, jobs=snap.jobs, callbacks=snap.callbacks,
+            self._records.save(snap.record, jobs=snap.jobs, callbacks=snap.callbacks,
                                history=snap.history, results=snap.results,
                                figures=snap.figures, figure_names=snap.figure_names,
                                children=snap.children)
