@@ -124,6 +124,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
     url = f"sqlite:///{tmp_path / 'dead.db'}"
     out = subprocess.run([sys.executable, "-c", WRITER, url], capture_output=True, text=True,

@@ -73,6 +73,7 @@ def test_copy_unknown_run_is_an_error_and_copies_nothing(tmp_path, store):
     assert store.runs() == []
 
 
+@pytest.mark.slow
 def test_copy_command(tmp_path, store_url):
     with qdataset.connect(tmp_path / "local.db") as local:
         runs = make_runs(local)

@@ -56,6 +56,7 @@ def stored_length(path, run_id: str) -> int:
         raw.close()
 
 
+@pytest.mark.slow
 def test_sigkill_keeps_flushed_rows(tmp_path):
     path = tmp_path / "crash.db"
     url = f"sqlite:///{path}"

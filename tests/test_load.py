@@ -16,6 +16,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 import qdataset
 from qdataset import DataSet, ParamSpec
@@ -107,6 +108,7 @@ def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_writers_subscribers_and_claimers_together(store, store_url):
     seconds = float(os.environ.get("QDATASET_LOAD_SECONDS", SECONDS[store.dialect]))
     run_ids = [DataSet(f"load {k}", [ParamSpec("x", np.float64)], store=store).id

@@ -188,6 +188,7 @@ def test_final_call_ignores_min_count_and_min_wait(ds):
     assert rec.lengths == [2]
 
 
+@pytest.mark.slow
 def test_min_wait_spaces_the_calls(ds):
     rec = Recorder()
     sub = ds.subscribe(rec, min_wait=200, min_count=1)
@@ -345,6 +346,7 @@ def test_interpreter_exit_with_live_subscription_does_not_hang(tmp_path):
     assert done.returncode == 0, done.stderr.decode()
 
 
+@pytest.mark.slow
 def test_three_subscribers_under_100k_rows(ds):
     """Stress: each subscriber sees non-decreasing lengths and the final length once."""
     recorders = [Recorder(), Recorder(delay=0.01), Recorder()]
@@ -380,6 +382,7 @@ store.close()
 """
 
 
+@pytest.mark.slow
 def test_subscriber_in_another_process_sees_rows_and_completion(store_url):
     with connect(store_url) as setup:
         run_id = DataSet("remote", [ParamSpec("x", np.float64)], store=setup).id
