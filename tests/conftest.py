@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -79,8 +81,13 @@ def drop_postgres_schema(schema: str) -> None:
 
 #: What a freshly migrated PostgreSQL schema holds (see _schema_inventory); set once.
 _pg_fresh: dict[str, object] = {}
-#: Schemas emptied back to that state, ready for the next test.
+#: Schemas emptied back to that state, ready for the next test, and resets under way:
+#: a used schema is emptied on a background thread while the next test (usually the
+#: SQLite variant) runs.
 _pg_ready: list[tuple[str, str]] = []
+_pg_resetting: deque[Future] = deque()
+_pg_made = [0]  # schemas migrated so far
+_pg_resetter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conftest-pg-reset")
 
 _INVENTORY = """
     SELECT 'relation', relkind::text || ' ' || relname::text FROM pg_class
@@ -138,8 +145,12 @@ def _pg_connect(schema: str, **kwargs):
 
 def _pg_migrated_schema() -> tuple[str, str]:
     """A schema holding an empty store at the current head: reused, or made now."""
+    # Two schemas take turns: one is emptied while the other serves a test.
+    while not _pg_ready and _pg_resetting and _pg_made[0] >= 2:
+        _pg_resetting.popleft().result()
     if _pg_ready:
         return _pg_ready.pop()
+    _pg_made[0] += 1
     schema, url = postgres_schema_url()
     qdataset.connect(url).close()  # runs the migrations
     if not _pg_fresh:
@@ -187,16 +198,23 @@ def _pg_reset(schema: str) -> str | None:
 
 
 def _pg_release(schema: str) -> None:
-    renamed = _pg_reset(schema) if _pg_fresh else None
-    if renamed:
-        _pg_ready.append((renamed, f"{POSTGRES_URL}?options=-csearch_path%3D{renamed}"))
-    else:
-        drop_postgres_schema(schema)
+    """Empty the schema for reuse (on the background thread), or drop it."""
+    def release() -> None:
+        renamed = _pg_reset(schema) if _pg_fresh else None
+        if renamed:
+            _pg_ready.append((renamed, f"{POSTGRES_URL}?options=-csearch_path%3D{renamed}"))
+        else:
+            drop_postgres_schema(schema)
+
+    _pg_resetting.append(_pg_resetter.submit(release))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _drop_ready_schemas():
     yield
+    while _pg_resetting:
+        _pg_resetting.popleft().result()
+    _pg_resetter.shutdown()
     while _pg_ready:
         drop_postgres_schema(_pg_ready.pop()[0])
 
