@@ -106,7 +106,10 @@ def case_c(args: CaseArgs) -> dict[str, Any]:
 
 
 def case_d(args: CaseArgs) -> dict[str, Any]:
-    """Read case B's run in a fresh process: ``store.read_dataset(id).get_data(...)``."""
+    """Read case B's run in a fresh process: ``store.read_dataset(id).get_data(...)``.
+
+    ``result_mb``: the size of the arrays returned (the memory goal's unit).
+    """
     if args.run_id is None:
         raise ValueError("case D needs the run id written by case B")
     store = _connect(args.path)
@@ -116,7 +119,8 @@ def case_d(args: CaseArgs) -> dict[str, Any]:
     arrays = ds.get_data(*PARAMS)
     m.stop()
     store.close()
-    return {**m.as_dict(), "rows_read": len(arrays[0]), "data": compare_grid(arrays, args.rows)}
+    return {**m.as_dict(), "rows_read": len(arrays[0]), "data": compare_grid(arrays, args.rows),
+            "result_mb": sum(np.asarray(a).nbytes for a in arrays) / 1e6}
 
 
 CASES: dict[str, Callable[[CaseArgs], dict[str, Any]]] = {

@@ -98,3 +98,16 @@ def schema_size_mb(url: str) -> float | None:
     except Exception:  # noqa: BLE001 - a size is nice to have
         return None
     return int(total) / 1e6
+
+
+def named_schema(base: str, schema: str) -> tuple[str, bool]:
+    """The URL of schema ``schema`` (created if missing) and whether it was already there."""
+    engine = _engine(base)
+    with engine.begin() as conn:
+        existed = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %(s)s", {"s": schema},
+        ).first() is not None
+        if not existed:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine.dispose()
+    return schema_url(base, schema), existed

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from benchmarks.common import file_size_mb
 from benchmarks.worker import MARKER, WRITE_CASES
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root: workers run from here
+DEFAULT_WORKDIR = ROOT / "benchmarks" / ".work"  # measurement files (deleted) + stores/ (kept)
 CASES = ("A", "B", "C", "D")
+PARTS = ("SCALE", "LIVE")  # store-size cases and the live writer (issue 12)
 FULL_ROWS = {"A": 20_000, "B": 1_000_000, "C": 1_000, "D": 1_000_000}
 TRACE_POINTS = 1000
 WORKER_TIMEOUT_S = 1800
@@ -52,6 +54,11 @@ class Config:
     import_repeats: int = 5
     postgres: bool = True
     pg_url: str = pg.DEFAULT_PG_URL
+    parts: tuple[str, ...] = PARTS
+    big: bool = False  # also a store of 100,000 runs
+    probes: int = 7  # fresh-process probes per store size
+    populate_budget: float = 300.0  # seconds of populating per store and benchmark run
+    live_repeats: int | None = None  # None: live.py's default (11; quick: 1)
 
     def rows(self, case: str) -> int:
         """Rows of a case: the issue's sizes, or a tenth of them with --quick."""
@@ -78,6 +85,9 @@ class Results:
     imports: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     goals: list[dict[str, Any]] = field(default_factory=list)
+    scaling: dict[str, Any] = field(default_factory=dict)  # store-size probes (scaling.py)
+    live: dict[str, Any] | None = None  # the live writer (live_part.py)
+    load: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)
 
 
 def _last_marker_json(stdout: str) -> dict[str, Any] | None:
@@ -284,15 +294,67 @@ def measure_imports(impls: list[Impl], cfg: Config, results: Results) -> None:
              f"{', '.join(loaded) or 'none of qiskit/matplotlib/pandas/scipy'}")
 
 
+def _load(results: Results, when: str) -> None:
+    """Record the load average (1, 5, 15 min): the machine is shared."""
+    try:
+        results.load.append((when, os.getloadavg()))
+    except OSError:
+        pass
+
+
+def _clean_workdir(workdir: Path) -> None:
+    """Delete the measurement files; the cache of populated stores stays."""
+    for child in workdir.iterdir():
+        if child.name == "stores":
+            continue
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def measure_store_size(cfg: Config, impls: list[Impl], workdir: Path,
+                       results: Results) -> list[Any]:
+    """The store-size cases on every engine there is; their goals."""
+    from benchmarks import scaling
+    from benchmarks.stores import StoreCache
+
+    engines = ["sqlite"] + (["postgresql"] if any(i.name == PG_IMPL for i in impls) else [])
+    cache = StoreCache(workdir, cfg.pg_url, cfg.populate_budget, cfg.keep)
+    _say(f"store size ({', '.join(engines)}; stores keyed by qdataset source {cache.key}, "
+         f"{cache.label}; {cfg.probes} probe(s) per size):")
+    try:
+        data = scaling.measure(engines, cache, cfg.probes, cfg.quick, cfg.big)
+    finally:
+        results.notes.extend(cache.finish())
+    data["rows"] = scaling.summarize(data)
+    results.scaling = data
+    return scaling.goals(data["rows"], engines, cfg.quick, cfg.big)
+
+
+def measure_live(cfg: Config, results: Results) -> list[Any]:
+    """The live writer with 5 subscribers vs none; its goals."""
+    from benchmarks import live_part
+
+    lcfg = live_part.config(cfg.quick, cfg.live_repeats, cfg.postgres, cfg.pg_url)
+    _say(f"live: {lcfg.rows:,} rows row by row, 0 vs 5 subscribers, {lcfg.repeats} repeat(s):")
+    results.live = live_part.measure(lcfg)
+    results.notes.extend(results.live["notes"])
+    return live_part.goals(results.live, results.live["backends"], cfg.quick)
+
+
 def run_all(cfg: Config) -> Results:
-    """The whole benchmark: availability, imports, cases A-D, then the summary."""
+    """The whole benchmark: availability, imports, cases A-D, store size, live, the summary."""
     from benchmarks.summary import evaluate_goals, summarize
 
     results = Results(config={**cfg.__dict__, "rows": {c: cfg.rows(c) for c in CASES},
                               "trace_points": TRACE_POINTS, "python": sys.executable})
-    workdir = Path(cfg.workdir or tempfile.mkdtemp(prefix="qdataset-bench-"))
+    _load(results, "start")
+    workdir = Path(cfg.workdir) if cfg.workdir else DEFAULT_WORKDIR
     workdir.mkdir(parents=True, exist_ok=True)
     targets = Targets(workdir, cfg.pg_url)
+    scale_goals: list[Any] | None = None
+    live_goals: list[Any] | None = None
     try:
         impls = available_impls(cfg, results)
         for note in results.notes:
@@ -305,16 +367,32 @@ def run_all(cfg: Config) -> Results:
             if case == "D":
                 prepare_for_d(impls, cfg, targets, prepared, results)
             run_case(case, impls, cfg, targets, prepared, results)
+        if "SCALE" in cfg.parts and any(i.name == "qdataset" for i in impls):
+            scale_goals = measure_store_size(cfg, impls, workdir, results)
+        if "LIVE" in cfg.parts and any(i.name == "qdataset" for i in impls):
+            live_goals = measure_live(cfg, results)
     finally:
         if not cfg.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _clean_workdir(workdir)
             targets.drop_all()
         else:
             results.notes.append(f"database files kept in {workdir}")
             for url in sorted(targets.schemas):
                 results.notes.append(f"PostgreSQL schema kept: {pg.schema_of(url)}")
+    _load(results, "end")
     results.summary = summarize(results.runs)
-    results.goals = evaluate_goals(results.summary, results.imports)
+    if scale_goals is None:
+        from benchmarks.scaling import goals as scaling_goals
+
+        engines = ["sqlite"] + (["postgresql"] if PG_IMPL in results.impls else [])
+        scale_goals = scaling_goals([], engines, cfg.quick, cfg.big)
+    if live_goals is None:
+        from benchmarks.live_part import goals as live_part_goals
+
+        live_goals = live_part_goals(None, ["sqlite"] + (["postgresql"] if PG_IMPL in
+                                                         results.impls else []), cfg.quick)
+    results.goals = evaluate_goals(results.summary, results.imports, scale_goals, live_goals,
+                                   pg_engine=PG_IMPL in results.impls)
     return results
 
 

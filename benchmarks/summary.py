@@ -8,6 +8,8 @@ from typing import Any
 
 IMPORT_LIMIT_MS = 150.0
 FORBIDDEN_IMPORTS = ("qiskit", "matplotlib")
+READ_MEMORY_LIMIT = 1.5  # case D: peak memory of the read / size of the arrays returned
+EARLIER = "issue 4"  # goals of the first benchmark issue that still hold
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -35,6 +37,7 @@ def summarize_one(runs: list[dict[str, Any]]) -> dict[str, Any]:
         peak_delta_mb=_median(ok, "peak_delta_mb"),
         file_mb=_median(ok, "file_mb"),
         input_mb=_median(ok, "input_mb"),
+        result_mb=_median(ok, "result_mb"),
         python=ok[0].get("python"),
     )
     if any(r.get("data") == "wrong" for r in ok):
@@ -72,10 +75,12 @@ class Goal:
     name: str
     status: str  # "MET", "NOT MET" or "NOT MEASURED"
     detail: str
+    group: str = "issue 12"  # which issue's table the goal comes from
 
     def as_dict(self) -> dict[str, str]:
         """JSON-able form."""
-        return {"goal": self.name, "status": self.status, "detail": self.detail}
+        return {"goal": self.name, "status": self.status, "detail": self.detail,
+                "group": self.group}
 
 
 def _time_goal(summary: dict[str, Any], case: str, limit: float, name: str) -> Goal:
@@ -93,13 +98,26 @@ def _memory_goal(summary: dict[str, Any]) -> Goal:
     name = "B peak memory <= 2x the input arrays"
     qd = summary.get("B", {}).get("qdataset", {})
     if qd.get("peak_delta_mb") is None or not qd.get("input_mb"):
-        return Goal(name, "NOT MEASURED", "no qdataset result for case B")
+        return Goal(name, "NOT MEASURED", "no qdataset result for case B", EARLIER)
     ratio = qd["peak_delta_mb"] / qd["input_mb"]
     resident = qd["peak_rss_mb"] - qd["peak_delta_mb"]
     detail = (f"write needed {qd['peak_delta_mb']:.0f} MB over the resident {resident:.0f} MB "
               f"for {qd['input_mb']:.0f} MB of input = {ratio:.2f}x "
               f"(peak RSS {qd['peak_rss_mb']:.0f} MB)")
-    return Goal(name, "MET" if ratio <= 2.0 else "NOT MET", detail)
+    return Goal(name, "MET" if ratio <= 2.0 else "NOT MET", detail, EARLIER)
+
+
+def _read_memory_goal(summary: dict[str, Any], impl: str, engine: str) -> Goal:
+    """Case D: the read's peak RSS above the resident size <= 1.5x the arrays returned."""
+    name = f"D read peak memory <= {READ_MEMORY_LIMIT}x the result, {engine}"
+    qd = summary.get("D", {}).get(impl, {})
+    if qd.get("peak_delta_mb") is None or not qd.get("result_mb"):
+        return Goal(name, "NOT MEASURED", f"no {impl} result for case D")
+    ratio = qd["peak_delta_mb"] / qd["result_mb"]
+    detail = (f"read needed {qd['peak_delta_mb']:.0f} MB over the resident "
+              f"{qd['peak_rss_mb'] - qd['peak_delta_mb']:.0f} MB for "
+              f"{qd['result_mb']:.0f} MB of arrays = {ratio:.2f}x")
+    return Goal(name, "MET" if ratio <= READ_MEMORY_LIMIT else "NOT MET", detail)
 
 
 def _file_goal(summary: dict[str, Any]) -> Goal:
@@ -107,33 +125,39 @@ def _file_goal(summary: dict[str, Any]) -> Goal:
     qd = summary.get("B", {}).get("qdataset", {})
     ratio = qd.get("file_vs_raw")
     if ratio is None:
-        return Goal(name, "NOT MEASURED", "no qdataset and raw file sizes for case B")
+        return Goal(name, "NOT MEASURED", "no qdataset and raw file sizes for case B", EARLIER)
     raw_mb = summary["B"]["raw"]["file_mb"]
     detail = f"{qd['file_mb']:.1f} MB vs raw {raw_mb:.1f} MB = {ratio:.2f}x"
-    return Goal(name, "MET" if ratio <= 1.1 else "NOT MET", detail)
+    return Goal(name, "MET" if ratio <= 1.1 else "NOT MET", detail, EARLIER)
 
 
 def _import_goal(imports: dict[str, Any]) -> Goal:
     name = f"import qdataset <= {IMPORT_LIMIT_MS:.0f} ms, without qiskit or matplotlib"
     probe = imports.get("qdataset")
     if probe is None or "error" in probe:
-        return Goal(name, "NOT MEASURED", (probe or {}).get("error", "qdataset not importable"))
+        return Goal(name, "NOT MEASURED", (probe or {}).get("error", "qdataset not importable"),
+                    EARLIER)
     bad = [m for m in probe["loaded"] if m in FORBIDDEN_IMPORTS]
     met = probe["median_ms"] <= IMPORT_LIMIT_MS and not bad
     detail = f"{probe['median_ms']:.0f} ms; " + (f"loaded {', '.join(bad)}" if bad else
                                                  "qiskit and matplotlib not loaded")
-    return Goal(name, "MET" if met else "NOT MET", detail)
+    return Goal(name, "MET" if met else "NOT MET", detail, EARLIER)
 
 
-def evaluate_goals(summary: dict[str, Any], imports: dict[str, Any]) -> list[dict[str, str]]:
-    """The issue's goals, each MET / NOT MET / NOT MEASURED with its numbers."""
+def evaluate_goals(summary: dict[str, Any], imports: dict[str, Any],
+                   scale: list[Goal] | None = None, live: list[Goal] | None = None,
+                   pg_engine: bool = True) -> list[dict[str, str]]:
+    """Every row of issue 12's table in its order (store size, A-D, live), then the
+    earlier goals of issue 4 that still hold; each MET / NOT MET / NOT MEASURED."""
     goals = [
-        _time_goal(summary, "A", 3.0, "A row-by-row add_result <= 3x raw"),
-        _time_goal(summary, "B", 1.2, "B bulk add_results <= 1.2x raw"),
-        _memory_goal(summary),
-        _time_goal(summary, "C", 2.0, "C array traces <= 2x raw"),
-        _time_goal(summary, "D", 1.0, "D read get_data <= 1x raw"),
-        _import_goal(imports),
-        _file_goal(summary),
+        *(scale or []),
+        _time_goal(summary, "A", 2.0, "A row-by-row add_result <= 2x raw"),
+        _time_goal(summary, "B", 0.8, "B bulk add_results <= 0.8x raw"),
+        _time_goal(summary, "C", 1.5, "C array traces <= 1.5x raw"),
+        _time_goal(summary, "D", 0.7, "D read get_data <= 0.7x raw"),
+        _read_memory_goal(summary, "qdataset", "SQLite"),
     ]
+    if pg_engine:
+        goals.append(_read_memory_goal(summary, "qdataset-pg", "PostgreSQL"))
+    goals += [*(live or []), _memory_goal(summary), _import_goal(imports), _file_goal(summary)]
     return [g.as_dict() for g in goals]
