@@ -27,7 +27,7 @@ from .errors import (
 from .paramspec import ParamSpec, name_of
 from .store import RunHandle, Store, default_store
 from .store.codec import ColumnCodec, number_kinds
-from .store.schema import INDEX_COLUMN
+from .store.dialect import RESERVED_PREFIX
 from .subscription import Notifier, Subscription, in_callback
 from .writebuffer import RowLayout, WriteBuffer
 
@@ -609,7 +609,7 @@ def _check_new_specs(existing: list[ParamSpec], new: list[ParamSpec]) -> None:
         if not isinstance(spec, ParamSpec):
             raise InvalidParamSpecError(f"expected a ParamSpec, got {spec!r}")
         key = spec.name.casefold()
-        if key == INDEX_COLUMN.casefold():
+        if key.startswith(RESERVED_PREFIX):
             raise InvalidParamSpecError(
                 f"parameter name {spec.name!r} is reserved by qdataset; choose another name"
             )

@@ -17,10 +17,16 @@ from qdataset import CompletedError, DataSet, ParamSpec
 
 
 def _results_table(store, run_id: str) -> str:
+    return _where(store, run_id)[0]
+
+
+def _where(store, run_id: str) -> tuple[str, int]:
+    """(shared results table, run key) of a run: its rows are ``_qd_run = key``."""
     with store.engine.connect() as conn:
-        return conn.execute(
-            sa.text("SELECT results_table FROM runs WHERE run_id = :id"), {"id": run_id}
-        ).scalar_one()
+        table, pk = conn.execute(
+            sa.text("SELECT results_table, pk FROM runs WHERE run_id = :id"), {"id": run_id}
+        ).one()
+    return table, pk
 
 
 @pytest.fixture
@@ -36,25 +42,31 @@ def test_raw_sqlite3_cannot_change_a_completed_run(tmp_path, xy_specs):
         ds = DataSet("done", xy_specs, [[1.0, 2.0], [3.0, 4.0]], store=store)
         open_ds = DataSet("open", xy_specs, [[1.0], [3.0]], store=store)
         ds.mark_completed()
-        table = _results_table(store, ds.id)
-        open_table = _results_table(store, open_ds.id)
+        table, pk = _where(store, ds.id)
+        open_table, open_pk = _where(store, open_ds.id)
+        assert open_table == table  # one layout, one shared table
         before = snapshot(ds)
         raw = sqlite3.connect(path)
         try:
+            run = f'"_qd_run" = {pk}'
             statements = [
-                f'INSERT INTO "{table}" ("_qd_index", "x", "y") VALUES (2, 9.0, 9.0)',
-                f'UPDATE "{table}" SET "y" = 0.0',
-                f'UPDATE "{table}" SET "_qd_index" = "_qd_index" + 10',
-                f'DELETE FROM "{table}"',
-                f'DELETE FROM "{table}" WHERE "_qd_index" = 0',
-                f'INSERT OR REPLACE INTO "{table}" ("_qd_index", "x", "y") VALUES (0, 9.0, 9.0)',
+                f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x", "y") '
+                f"VALUES ({pk}, 2, 9.0, 9.0)",
+                f'UPDATE "{table}" SET "y" = 0.0 WHERE {run}',
+                f'UPDATE "{table}" SET "_qd_index" = "_qd_index" + 10 WHERE {run}',
+                f'UPDATE "{table}" SET "_qd_run" = {open_pk} WHERE {run}',
+                f'DELETE FROM "{table}" WHERE {run}',
+                f'DELETE FROM "{table}" WHERE {run} AND "_qd_index" = 0',
+                f'DELETE FROM "{table}"',  # every run's rows, the completed one's included
+                f'INSERT OR REPLACE INTO "{table}" ("_qd_run", "_qd_index", "x", "y") '
+                f"VALUES ({pk}, 0, 9.0, 9.0)",
             ]
             for sql in statements:
                 with pytest.raises(sqlite3.DatabaseError, match="completed"):
                     raw.execute(sql)
                 raw.rollback()
             # the run that is still open accepts writes
-            raw.execute(f'UPDATE "{open_table}" SET "y" = 7.0')
+            raw.execute(f'UPDATE "{open_table}" SET "y" = 7.0 WHERE "_qd_run" = {open_pk}')
             raw.commit()
         finally:
             raw.close()
@@ -64,11 +76,12 @@ def test_raw_sqlite3_cannot_change_a_completed_run(tmp_path, xy_specs):
 
 def test_second_connect_cannot_change_a_completed_run(store, done):
     before = snapshot(done)
-    table = _results_table(store, done.id)
+    table, pk = _where(store, done.id)
     with qdataset.connect(store.url) as other:
-        for sql in [f'INSERT INTO "{table}" ("_qd_index", "x", "y") VALUES (3, 1.0, 1.0)',
-                    f'UPDATE "{table}" SET "x" = 0.0',
-                    f'DELETE FROM "{table}"']:
+        for sql in [f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x", "y") '
+                    f"VALUES ({pk}, 3, 1.0, 1.0)",
+                    f'UPDATE "{table}" SET "x" = 0.0 WHERE "_qd_run" = {pk}',
+                    f'DELETE FROM "{table}" WHERE "_qd_run" = {pk}']:
             with pytest.raises(sa.exc.DBAPIError), other.engine.begin() as conn:
                 conn.exec_driver_sql(sql)
         view = other.read_dataset(done.id)
@@ -139,13 +152,14 @@ def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
         ds.add_result(x=5.0)  # a later process may even continue it
         ds.mark_completed()
         assert ds.is_marked_complete
-        table = _results_table(store, run_id)
+        table, pk = _where(store, run_id)
     with qdataset.connect(url) as store:
         (info,) = store.runs()
         assert info.completed and info.length == 6
     raw = sqlite3.connect(tmp_path / "dead.db")
     try:
         with pytest.raises(sqlite3.DatabaseError):
-            raw.execute(f'INSERT INTO "{table}" ("_qd_index", "x") VALUES (6, 1.0)')
+            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x") '
+                        f"VALUES ({pk}, 6, 1.0)")
     finally:
         raw.close()

@@ -130,7 +130,7 @@ def test_binary_copy_payload_declines_what_it_cannot_carry(columns, kinds):
 
 def test_the_fast_paths_are_really_taken(store, monkeypatch):
     """A silent fallback to the slow paths would pass every test above: check it is not."""
-    from qdataset.store import dialect
+    from qdataset.store import postgresql, sqlite
 
     taken: list[object] = []
     if store.dialect == "postgresql":
@@ -139,15 +139,15 @@ def test_the_fast_paths_are_really_taken(store, monkeypatch):
             taken.append(payload is not None)
             return payload
 
-        monkeypatch.setattr(dialect, "binary_copy_payload", spy)
+        monkeypatch.setattr(postgresql, "binary_copy_payload", spy)
     else:
-        values_sql = dialect.Dialect._values_sql
+        values_sql = sqlite.SqliteDialect._values_sql
 
-        def spy(self, table, columns, rows):
+        def spy(self, table, run, columns, rows):
             taken.append(rows)
-            return values_sql(self, table, columns, rows)
+            return values_sql(self, table, run, columns, rows)
 
-        monkeypatch.setattr(dialect.Dialect, "_values_sql", spy)
+        monkeypatch.setattr(sqlite.SqliteDialect, "_values_sql", spy)
     ds = DataSet("spy", NUMBER_SPECS, store=store)
     columns = _number_columns(10)
     n = len(columns["f"])  # 21 rows: 16 in one statement, 4 + 1 row by row on SQLite

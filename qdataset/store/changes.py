@@ -2,26 +2,22 @@
 
 A :class:`ChangeFeed` holds one dedicated connection and answers "which of
 these runs changed since I last asked, and what is their state now?"
-without writing anything to the database.  Each engine has its own way to
-avoid querying when nothing happened:
-
-* SQLite: ``PRAGMA data_version`` on the held connection changes whenever
-  another connection commits; only then is the ``runs`` table read.
-* PostgreSQL: writers send ``NOTIFY qdataset_runs, '<run pk>'`` inside their
-  transactions (see ``Dialect.append_epilogue``); the held connection
-  LISTENs, and only announced runs are read.
+without writing anything to the database.  Each engine module has its own
+subclass that avoids querying when nothing happened (SQLite: ``PRAGMA
+data_version``; PostgreSQL: LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .boundary import translating
-from .dialect import CHANGE_CHANNEL
-from .runs import RunStorage
+
+if TYPE_CHECKING:
+    from .runs import RunStorage
 
 #: A run's state as the feed reports it: (length, completed).
 RunState = tuple[int, bool]
@@ -59,38 +55,6 @@ class ChangeFeed:
             pass
 
 
-class _SqliteChangeFeed(ChangeFeed):
-    def __init__(self, storage: RunStorage, driver: Any) -> None:
-        super().__init__(storage, driver)
-        self._data_version: int | None = None
-
-    def _candidates(self, run_keys: list[int], unseen: list[int]) -> list[int]:
-        cursor = self._driver.cursor()
-        try:
-            version = cursor.execute("PRAGMA data_version").fetchone()[0]
-        finally:
-            cursor.close()
-        if version == self._data_version and not unseen:
-            return []
-        self._data_version = version
-        return run_keys
-
-
-class _PostgresChangeFeed(ChangeFeed):
-    def __init__(self, storage: RunStorage, driver: Any) -> None:
-        super().__init__(storage, driver)
-        self._driver.autocommit = True
-        self._driver.execute(f"LISTEN {CHANGE_CHANNEL}")
-
-    def _candidates(self, run_keys: list[int], unseen: list[int]) -> list[int]:
-        announced = {int(n.payload) for n in self._driver.notifies(timeout=0)}
-        return [key for key in run_keys if key in announced and key not in unseen] + unseen
-
-
-_FEEDS: dict[str, type[ChangeFeed]] = {"sqlite": _SqliteChangeFeed,
-                                       "postgresql": _PostgresChangeFeed}
-
-
 def open_change_feed(storage: RunStorage) -> ChangeFeed:
     """A change feed on its own connection, detached from the pool (its session
     state, such as LISTEN, must not go back to other users)."""
@@ -100,7 +64,7 @@ def open_change_feed(storage: RunStorage) -> ChangeFeed:
         driver = pooled.driver_connection
         pooled.detach()
         try:
-            return _FEEDS[engine.dialect.name](storage, driver)
+            return storage.dialect.change_feed(storage, driver)
         except BaseException:
             driver.close()
             raise

@@ -1,200 +1,166 @@
-"""Everything that differs between database engines, in one place.
+"""The engine interface: what each database engine does its own way.
 
-The rest of ``qdataset.store`` writes portable SQL and asks a :class:`Dialect`
-for column types, parameter placeholders, quoting and the completion lock.
+In the manner of xarray's backends, every engine implements one small
+interface in a module of its own (``sqlite.py``, ``postgresql.py``):
+
+* column types, and the limits a run must respect (checked before anything is created);
+* the results-table DDL and its completion lock;
+* the fastest bulk insert (SQLite multi-row INSERTs, PostgreSQL binary COPY);
+* announcing changes and detecting other processes' changes (``change_feed``);
+* serialising layout changes and queue claims between writers.
+
+:meth:`Dialect.of` is the only place that looks at the engine's name; the rest
+of the storage package writes portable SQL and calls these methods.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import sqlalchemy as sa
 
-from .codec import as_list, columns_of
-from .pgcopy import binary_copy_payload
+from ..errors import InvalidParamSpecError, StorageLimitError, StoreError
+from .codec import as_list
 
-#: The SQL column types per numpy kind for each engine.  Complex, array,
-#: datetime and structured values are stored as raw bytes.
-_COLUMN_TYPES = {
-    "sqlite": {"f": "REAL", "i": "INTEGER", "u": "INTEGER", "b": "INTEGER", "U": "TEXT",
-               "bytes": "BLOB", "index": "INTEGER"},
-    "postgresql": {"f": "DOUBLE PRECISION", "i": "BIGINT", "u": "BIGINT", "b": "SMALLINT",
-                   "U": "TEXT", "bytes": "BYTEA", "index": "BIGINT"},
-}
+if TYPE_CHECKING:
+    from ..paramspec import ParamSpec
+    from .changes import ChangeFeed
+    from .runs import RunStorage
 
-#: Text of the SQLite completion-lock triggers' error (recognised by its result code,
-#: SQLITE_CONSTRAINT_TRIGGER; see boundary.py).
+#: Text of the completion lock's error (recognised by error code, never by this text;
+#: see boundary.py).
 LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
 
 #: PostgreSQL LISTEN/NOTIFY channel announcing "run <pk> changed" to other machines.
 CHANGE_CHANNEL = "qdataset_runs"
 
-#: SQLite: rows per multi-row INSERT (a power of two), bounded by the number of
-#: parameters every SQLite build accepts; below the minimum, executemany.
-_SQLITE_BATCH_ROWS = 4096
-_SQLITE_MAX_VARIABLES = 32766
-_SQLITE_MIN_MULTI_ROWS = 8
-
-#: PostgreSQL truncates identifiers beyond this many bytes.
-_MAX_IDENTIFIER_BYTES = {"sqlite": None, "postgresql": 63}
+#: The two key columns of every results table: the run and the row index.  Parameter
+#: names starting with RESERVED_PREFIX are refused, so they never collide.
+RESERVED_PREFIX = "_qd_"
+RUN_COLUMN = RESERVED_PREFIX + "run"
+INDEX_COLUMN = RESERVED_PREFIX + "index"
 
 
-@dataclass(frozen=True)
+def storage_of(spec: ParamSpec) -> str:
+    """How values of ``spec`` are stored: 'f', 'i', 'b', 'U' (native columns) or
+    'bytes' (raw bytes: complex, arrays, datetimes, records, bytes)."""
+    kind = spec.type.kind
+    if spec.is_array or kind not in "fiubU":
+        return "bytes"
+    return "i" if kind == "u" else kind
+
+
 class Dialect:
-    """The engine-specific parts of the SQL qdataset emits."""
+    """One engine's part of the SQL qdataset emits.  Get it with :meth:`of`."""
 
-    name: str
-    placeholder: str
-    _preparer: sa.sql.compiler.IdentifierPreparer
+    #: Engine name as SQLAlchemy reports it; set by each engine module.
+    name: ClassVar[str]
+    #: SQL type per storage token (see :func:`storage_of`), and for the key columns.
+    column_types: ClassVar[dict[str, str]]
+    #: Most columns one table may have, the key columns included.
+    max_columns: ClassVar[int]
+    #: Longest identifier in bytes (None: no limit that matters).
+    max_identifier_bytes: ClassVar[int | None] = None
 
-    @classmethod
-    def of(cls, engine: sa.Engine) -> Dialect:
-        name = engine.dialect.name
-        if name not in _COLUMN_TYPES:
-            from ..errors import StoreError
+    _engines: ClassVar[dict[str, type[Dialect]]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Dialect._engines[cls.name] = cls
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._preparer = engine.dialect.identifier_preparer
+
+    @staticmethod
+    def of(engine: sa.Engine) -> Dialect:
+        """The dialect of ``engine`` (StoreError for engines qdataset does not support)."""
+        from . import postgresql, sqlite  # noqa: F401 - each registers its Dialect
+
+        cls = Dialect._engines.get(engine.dialect.name)
+        if cls is None:
             raise StoreError(
-                f"database engine {name!r} is not supported; use SQLite or PostgreSQL"
+                f"database engine {engine.dialect.name!r} is not supported; "
+                "use SQLite or PostgreSQL"
             )
-        placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        return cls(name, placeholder, engine.dialect.identifier_preparer)
+        return cls(engine)
 
+    # -- names ---------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
         """Always-quoted identifier, so keywords and odd characters are safe."""
-        quoted = self._preparer.quote_identifier(identifier)
-        if self.placeholder == "%s":
-            # psycopg reads % as a placeholder marker even inside identifiers.
-            quoted = quoted.replace("%", "%%")
-        return quoted
+        return self._preparer.quote_identifier(identifier)
+
+    def placeholders(self, count: int) -> str:
+        return ", ".join([self.placeholder] * count)
 
     def check_column_name(self, name: str) -> None:
         """Reject names the engine would silently truncate."""
-        limit = _MAX_IDENTIFIER_BYTES[self.name]
+        limit = self.max_identifier_bytes
         if limit is not None and len(name.encode()) > limit:
-            from ..errors import InvalidParamSpecError
-
             raise InvalidParamSpecError(
                 f"parameter name {name!r} is longer than {limit} bytes, the limit of "
                 f"{self.name}; choose a shorter name"
             )
 
-    def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
-        """Statement (and parameters) announcing a change of run ``run_pk``, if any."""
-        if self.name == "postgresql":
-            return "SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(run_pk))
-        return None
+    # -- layout and limits ---------------------------------------------------------------
+    def column_type(self, storage: str) -> str:
+        return self.column_types[storage]
 
-    def _quote_plain(self, identifier: str) -> str:
-        """Quoted identifier for statements sent without parameters (no % doubling)."""
-        return self._preparer.quote_identifier(identifier)
+    def check_run_layout(self, specs: Sequence[ParamSpec], run_id: str) -> None:
+        """Refuse, before anything is created, a run this engine could not store."""
+        if len(specs) + 2 > self.max_columns:
+            raise StorageLimitError(
+                f"run {run_id!r} would have {len(specs)} parameters; {self.name} holds at most "
+                f"{self.max_columns - 2} per run. Split the measurement into several runs, "
+                "or store related values as one array parameter (ParamSpec(shape=...))"
+            )
 
-    def insert_many(self, cursor: Any, table: str, columns: Sequence[str],
+    def create_table_sql(self, table: str, columns: Sequence[tuple[str, str]]) -> str:
+        """DDL of a results table: the key columns, then ``(name, storage)`` columns."""
+        body = [f"{self.quote(RUN_COLUMN)} {self.column_types['key']} NOT NULL",
+                f"{self.quote(INDEX_COLUMN)} {self.column_types['key']} NOT NULL"]
+        body += [f"{self.quote(name)} {self.column_type(storage)}" for name, storage in columns]
+        body.append(f"PRIMARY KEY ({self.quote(RUN_COLUMN)}, {self.quote(INDEX_COLUMN)})")
+        return f"CREATE TABLE {self.quote(table)} ({', '.join(body)}){self.table_options}"
+
+    #: Appended to CREATE TABLE of a results table.
+    table_options: ClassVar[str] = ""
+
+    def add_column_sql(self, table: str, name: str, storage: str) -> str:
+        return (f"ALTER TABLE {self.quote(table)} ADD COLUMN {self.quote(name)} "
+                f"{self.column_type(storage)}")
+
+    def lock_statements(self, table: str) -> list[str]:
+        """DDL making ``table`` reject every change to rows of completed runs."""
+        raise NotImplementedError
+
+    def lock_layouts(self, conn: sa.Connection) -> None:
+        """Serialise layout changes (new tables, columns) between writers, for the
+        rest of the transaction."""
+
+    def lock_for_claim(self, query: sa.Select) -> sa.Select:
+        """``query`` selecting a queue row to claim, locked against other claimers."""
+        return query
+
+    # -- writing ---------------------------------------------------------------------------
+    def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
                     rows: Iterable[Sequence[Any]] | None = None, *,
                     values: Sequence[Sequence[Any]] | None = None,
                     kinds: Sequence[str | None] | None = None) -> None:
-        """Bulk-insert ``rows`` (one value per column), or the same data given as
-        column ``values``, with the engine's fastest path.
-
-        SQLite: multi-row INSERTs (see ``_insert_sqlite``).  PostgreSQL:
-        ``COPY ... FROM STDIN``, in the binary format built by numpy when every
-        column is a plain number column (``kinds``: numpy kind per column, None
-        for any other) without NULLs, else in the text format.
-        """
-        if self.name == "postgresql":
-            target = f"{self._quote_plain(table)} ({self._names(columns)})"
-            if kinds is not None:
-                if values is None:
-                    rows = list(rows or ())
-                    values = columns_of(rows, len(columns))
-                payload = binary_copy_payload(values, kinds)
-                if payload is not None:
-                    with cursor.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.write(payload)
-                    return
-            with cursor.copy(f"COPY {target} FROM STDIN") as copy:
-                for row in _rows(rows, values):
-                    copy.write_row(row)
-            return
-        self._insert_sqlite(cursor, table, columns, _rows(rows, values))
-
-    def _insert_sqlite(self, cursor: Any, table: str, columns: Sequence[str],
-                       rows: Iterable[Sequence[Any]]) -> None:
-        """Multi-row INSERTs of power-of-two sizes (each a cached prepared statement).
-
-        Twice as fast as ``executemany``, and the driver releases the GIL once per
-        statement instead of once per row, so a flush can run on a background
-        thread next to a busy measurement loop.
-        """
-        columns, width = tuple(columns), len(columns)
-        batch = _SQLITE_BATCH_ROWS
-        while batch * width > _SQLITE_MAX_VARIABLES and batch > 1:
-            batch //= 2
-        source = iter(rows)
-        while chunk := list(itertools.islice(source, batch)):
-            position, size = 0, batch
-            while position < len(chunk):
-                while size > len(chunk) - position:
-                    size //= 2
-                if size < _SQLITE_MIN_MULTI_ROWS:
-                    cursor.executemany(self._values_sql(table, columns, 1), chunk[position:])
-                    break
-                cursor.execute(self._values_sql(table, columns, size),
-                               list(itertools.chain.from_iterable(chunk[position:position + size])))
-                position += size
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - a handful of dialects, all long-lived
-    def _values_sql(self, table: str, columns: tuple[str, ...], rows: int) -> str:
-        names = ", ".join(self.quote(c) for c in columns)
-        values = ", ".join([f"({self.placeholders(len(columns))})"] * rows)
-        return f"INSERT INTO {self.quote(table)} ({names}) VALUES {values}"
-
-    def _names(self, columns: Sequence[str]) -> str:
-        return ", ".join(self._quote_plain(c) for c in columns)
+        """Insert results of run ``run``: ``rows`` of ``[index, value, ...]`` (one
+        value per column after the index), or the same data as column ``values``.
+        ``kinds``: numpy kind per column (None where not a plain number)."""
+        raise NotImplementedError
 
     def append_epilogue(self, runs_table: str, run_pk: int, length: int) -> str | None:
-        """PostgreSQL: one statement string, sent in one round trip at the end of a
-        results append, that records the run's new length, announces the change
-        (NOTIFY, delivered at commit) and lets the transaction commit without
-        waiting for the WAL flush (see README, "Durability").  None elsewhere."""
-        if self.name != "postgresql":
-            return None
-        pk, length = int(run_pk), int(length)  # ints only: safe to inline
-        return (f"UPDATE {self._quote_plain(runs_table)} SET length = {length} WHERE pk = {pk};"
-                f" SELECT pg_notify('{CHANGE_CHANNEL}', '{pk}');"
-                " SET LOCAL synchronous_commit TO OFF")
+        """One statement recording a run's new length (and announcing it), when the
+        engine can do that in the insert's round trip; None: use a plain UPDATE."""
+        return None
 
-    def placeholders(self, count: int) -> str:
-        return ", ".join([self.placeholder] * count)
-
-    def column_type(self, dtype: np.dtype, is_array: bool) -> str:
-        """SQL type of the column holding values of ``dtype`` (``is_array``: per-row arrays)."""
-        types = _COLUMN_TYPES[self.name]
-        if is_array or dtype.kind not in "fiubU":
-            return types["bytes"]
-        return types[dtype.kind]
-
-    def index_column_type(self) -> str:
-        return _COLUMN_TYPES[self.name]["index"]
-
-    def lock_statements(self, table: str) -> list[str]:
-        """DDL that makes ``table`` reject every insert, update and delete."""
-        quoted = self.quote(table)
-        if self.name == "sqlite":
-            return [
-                f"CREATE TRIGGER IF NOT EXISTS {self.quote(table + '_locked_' + op.lower())} "
-                f"BEFORE {op} ON {quoted} BEGIN SELECT RAISE(ABORT, '{LOCK_MESSAGE}'); END"
-                for op in ("INSERT", "UPDATE", "DELETE")
-            ]
-        # PostgreSQL: the trigger function is created by the migrations.
-        return [
-            f"CREATE TRIGGER {self.quote(table + '_locked')} BEFORE INSERT OR UPDATE OR DELETE "
-            f"OR TRUNCATE ON {quoted} FOR EACH STATEMENT EXECUTE FUNCTION qdataset_reject_write()"
-        ]
+    def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
+        """Statement (and parameters) announcing a change of run ``run_pk``, if any."""
+        return None
 
     def upsert_metadata_sql(self, table: str) -> str:
         """Insert or replace one (run, tag) metadata row."""
@@ -204,9 +170,14 @@ class Dialect:
             "ON CONFLICT (run_pk, tag) DO UPDATE SET value = excluded.value"
         )
 
+    # -- other processes -------------------------------------------------------------------
+    def change_feed(self, storage: RunStorage, driver: Any) -> ChangeFeed:
+        """A feed of runs changed by others, on a dedicated driver connection."""
+        raise NotImplementedError
 
-def _rows(rows: Iterable[Sequence[Any]] | None,
-          values: Sequence[Sequence[Any]] | None) -> Iterable[Sequence[Any]]:
+
+def rows_of(rows: Iterable[Sequence[Any]] | None,
+            values: Sequence[Sequence[Any]] | None) -> Iterable[Sequence[Any]]:
     """The rows to insert, from rows or from column values (lists made in C)."""
     if rows is not None:
         return rows

@@ -79,7 +79,8 @@ class RunHandle:
         return self._storage.run_state(self._row.pk, self.id)
 
     def load_specs(self) -> list[ParamSpec]:
-        return self._storage.load_specs(self._row.pk, self.id)
+        """The run's parameters, in order (and where their values are stored)."""
+        return self._storage.load_specs(self._row.pk, self.id, self._row.columns)
 
     # -- writing ---------------------------------------------------------------------------
     def add_columns(self, specs: Sequence[ParamSpec], first_position: int,

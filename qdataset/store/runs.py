@@ -1,15 +1,18 @@
-"""SQL on runs: the runs table, parameters, metadata and per-run results tables.
+"""SQL on runs: the runs table, parameters, metadata and results.
 
-:class:`RunStorage` is the only code that reads or writes results.  Writes go
-through ``engine.begin()`` (on SQLite a ``BEGIN IMMEDIATE`` transaction); the
-hot paths hand rows to ``Dialect.insert_many`` (SQLite: multi-row INSERTs;
-PostgreSQL: COPY, binary for plain numbers).  Reads use
-AUTOCOMMIT connections so they never hold a lock, and select row-index
-ranges on the primary key (never OFFSET).
+:class:`RunStorage` is the only code that reads or writes results.  A run's
+results are the rows ``_qd_run = <pk>`` of its shared results table
+(layouts.py), each parameter in the column its parameter record names.
+Writes go through ``engine.begin()`` (on SQLite a ``BEGIN IMMEDIATE``
+transaction); the hot paths hand rows to ``Dialect.insert_many`` (SQLite:
+multi-row INSERTs; PostgreSQL: COPY, binary for plain numbers).  Reads use
+AUTOCOMMIT connections so they never hold a lock, and select ranges of the
+primary key ``(_qd_run, _qd_index)`` (never OFFSET), chunk by chunk.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +24,11 @@ import sqlalchemy as sa
 
 from ..errors import CompletedError, RunExistsError, RunNotFoundError
 from ..paramspec import ParamSpec
+from . import layouts
 from .boundary import translating
 from .codec import as_list, columns_of, float_matrix
-from .dialect import Dialect
-from .schema import INDEX_COLUMN, results_table_name, run_metadata, run_params, runs
+from .dialect import INDEX_COLUMN, RUN_COLUMN, Dialect
+from .schema import run_metadata, run_params, runs
 
 #: Rows per fetch / bulk-insert chunk: big enough to amortise calls,
 #: small enough to keep peak memory a few MB.
@@ -42,6 +46,8 @@ class RunRow:
     completed_at: float | None
     length: int
     table: str
+    #: parameter name -> its column in ``table`` (kept current as parameters are added)
+    columns: dict[str, str]
 
 
 class RunStorage:
@@ -71,7 +77,12 @@ class RunStorage:
     def create_run(
         self, run_id: str, name: str, created_at: float, specs: Sequence[ParamSpec]
     ) -> RunRow:
-        """Insert the run, its parameters and an empty results table, atomically."""
+        """Insert the run and its parameters and place it in a results table, atomically.
+
+        Limits are checked first: a run the engine could not store is never created."""
+        self.dialect.check_run_layout(specs, run_id)
+        for spec in specs:
+            self.dialect.check_column_name(spec.name)
         with self.writing(run_id) as conn:
             exists = conn.execute(sa.select(runs.c.pk).where(runs.c.run_id == run_id)).first()
             if exists:
@@ -79,29 +90,35 @@ class RunStorage:
                     f"a run with id {run_id!r} already exists in this store; "
                     "read it with store.read_dataset(id) instead of writing it again"
                 )
+            placement = layouts.place_run(conn, self.dialect, specs)
             pk = conn.execute(
                 runs.insert().values(run_id=run_id, name=name, created_at=created_at,
-                                     length=0, results_table="")
+                                     length=0, results_table=placement.table)
             ).inserted_primary_key[0]
-            table = results_table_name(pk)
-            conn.execute(runs.update().where(runs.c.pk == pk).values(results_table=table))
-            d = self.dialect
-            conn.exec_driver_sql(
-                f"CREATE TABLE {d.quote(table)} "
-                f"({d.quote(INDEX_COLUMN)} {d.index_column_type()} PRIMARY KEY)"
-            )
-            self._add_columns(conn, pk, table, specs, first_position=0)
-        return RunRow(pk, run_id, name, created_at, None, 0, table)
+            self._insert_params(conn, pk, specs, placement.columns, first_position=0)
+        columns = {s.name: c for s, c in zip(specs, placement.columns, strict=True)}
+        return RunRow(pk, run_id, name, created_at, None, 0, placement.table, columns)
+
+    def _insert_params(self, conn: sa.Connection, pk: int, specs: Sequence[ParamSpec],
+                       columns: Sequence[str], first_position: int) -> None:
+        if specs:
+            conn.execute(run_params.insert(), [
+                {"run_pk": pk, "position": first_position + offset, "name": spec.name,
+                 "spec": spec.to_json(), "column_name": column}
+                for offset, (spec, column) in enumerate(zip(specs, columns, strict=True))])
 
     def get_run(self, run_id: str) -> RunRow:
         with self.reading() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-        if row is None:
-            raise RunNotFoundError(
-                f"no run with id {run_id!r} in {self.engine.url!r}; "
-                "list the runs with store.runs()"
-            )
-        return _run_row(row)
+            if row is None:
+                raise RunNotFoundError(
+                    f"no run with id {run_id!r} in {self.engine.url!r}; "
+                    "list the runs with store.runs()"
+                )
+            columns = dict(conn.execute(
+                sa.select(run_params.c.name, run_params.c.column_name)
+                .where(run_params.c.run_pk == row.pk)).all())
+        return _run_row(row, columns)
 
     def list_runs(self, name: str | None = None, completed: bool | None = None) -> list[RunRow]:
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.pk.desc())
@@ -112,7 +129,7 @@ class RunStorage:
         elif completed is False:
             query = query.where(runs.c.completed_at.is_(None))
         with self.reading() as conn:
-            return [_run_row(row) for row in conn.execute(query)]
+            return [_run_row(row, {}) for row in conn.execute(query)]
 
     def run_state(self, pk: int, run_id: str | None = None) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count) of a run, in one cheap read."""
@@ -132,14 +149,19 @@ class RunStorage:
             )
             return {pk: (int(length), done is not None) for pk, length, done in rows}
 
-    def load_specs(self, pk: int, run_id: str | None = None) -> list[ParamSpec]:
+    def load_specs(self, pk: int, run_id: str | None = None,
+                   columns: dict[str, str] | None = None) -> list[ParamSpec]:
+        """The run's parameters in order; ``columns`` (if given) is updated with
+        their columns."""
         with self.reading(run_id) as conn:
             rows = conn.execute(
-                sa.select(run_params.c.spec)
+                sa.select(run_params.c.spec, run_params.c.name, run_params.c.column_name)
                 .where(run_params.c.run_pk == pk)
                 .order_by(run_params.c.position)
-            )
-            return [ParamSpec.from_json(row[0]) for row in rows]
+            ).all()
+        if columns is not None:
+            columns.update((name, column) for _, name, column in rows)
+        return [ParamSpec.from_json(spec) for spec, _, _ in rows]
 
     def complete(self, run: RunRow, completed_at: float) -> float:
         """Mark the run completed and lock its results table (idempotent)."""
@@ -149,11 +171,10 @@ class RunStorage:
             ).scalar()
             if current is not None:
                 return current
+            # The table's triggers reject changes to rows of runs completed in `runs`.
             conn.execute(
                 runs.update().where(runs.c.pk == run.pk).values(completed_at=completed_at)
             )
-            for statement in self.dialect.lock_statements(run.table):
-                conn.exec_driver_sql(statement)
             self._announce(conn, run.pk)
         return completed_at
 
@@ -187,9 +208,11 @@ class RunStorage:
             self.complete(run, completed_at)
 
     def delete_run(self, run: RunRow) -> None:
-        """Remove a run and its results (used to undo a failed copy)."""
+        """Remove an incomplete run and its results (used to undo a failed copy)."""
+        d = self.dialect
         with self.writing(run.run_id) as conn:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.dialect.quote(run.table)}")
+            conn.exec_driver_sql(f"DELETE FROM {d.quote(run.table)} "
+                                 f"WHERE {d.quote(RUN_COLUMN)} = {d.placeholder}", (run.pk,))
             conn.execute(run_metadata.delete().where(run_metadata.c.run_pk == run.pk))
             conn.execute(run_params.delete().where(run_params.c.run_pk == run.pk))
             conn.execute(runs.delete().where(runs.c.pk == run.pk))
@@ -197,29 +220,30 @@ class RunStorage:
     # -- parameters ----------------------------------------------------------
     def add_columns(self, run: RunRow, specs: Sequence[ParamSpec], first_position: int,
                     values: dict[str, Sequence[Any]] | None = None) -> None:
-        """Add parameters (columns; existing rows get NULL), optionally with values."""
+        """Add parameters (existing rows get NULL), optionally with values; their
+        columns are added to the run's table where it lacks them."""
+        for spec in specs:
+            self.dialect.check_column_name(spec.name)
         with self.writing(run.run_id) as conn:
             self._ensure_open(conn, run)
-            self._add_columns(conn, run.pk, run.table, specs, first_position)
+            existing = self.load_specs_in(conn, run.pk)
+            self.dialect.check_run_layout([*existing, *specs], run.run_id)
+            table_pk = conn.execute(
+                sa.select(layouts.results_tables.c.pk)
+                .where(layouts.results_tables.c.name == run.table)).scalar_one()
+            columns = layouts.add_columns(conn, self.dialect, table_pk, specs)
+            self._insert_params(conn, run.pk, specs, columns, first_position)
+            run.columns.update((s.name, c) for s, c in zip(specs, columns, strict=True))
             if values:
                 names = list(values)
                 count = len(values[names[0]])
-                rows = zip(*(as_list(values[n]) for n in names), range(count), strict=True)
+                rows = zip(*(as_list(values[n]) for n in names), itertools.repeat(run.pk),
+                           range(count))
                 conn.connection.cursor().executemany(self._update_sql(run, names), rows)
 
-    def _add_columns(self, conn: sa.Connection, pk: int, table: str,
-                     specs: Sequence[ParamSpec], first_position: int) -> None:
-        d = self.dialect
-        for spec in specs:
-            d.check_column_name(spec.name)
-        for offset, spec in enumerate(specs):
-            conn.exec_driver_sql(
-                f"ALTER TABLE {d.quote(table)} ADD COLUMN {d.quote(spec.name)} "
-                f"{d.column_type(spec.type, spec.is_array)}"
-            )
-            conn.execute(run_params.insert().values(
-                run_pk=pk, position=first_position + offset, name=spec.name,
-                spec=spec.to_json()))
+    def load_specs_in(self, conn: sa.Connection, pk: int) -> list[ParamSpec]:
+        rows = conn.execute(sa.select(run_params.c.spec).where(run_params.c.run_pk == pk))
+        return [ParamSpec.from_json(row[0]) for row in rows]
 
     def _ensure_open(self, conn: sa.Connection, run: RunRow) -> None:
         completed = conn.execute(
@@ -240,8 +264,8 @@ class RunStorage:
         lets PostgreSQL use its binary COPY.
         """
         with self.writing(run.run_id) as conn:
-            self.dialect.insert_many(conn.connection.cursor(), run.table, [INDEX_COLUMN, *names],
-                                     rows, kinds=_with_index(kinds))
+            self.dialect.insert_many(conn.connection.cursor(), run.table, run.pk,
+                                     self._columns(run, names), rows, kinds=kinds)
             self._appended(conn, run.pk, new_length)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
@@ -254,8 +278,8 @@ class RunStorage:
                 hi = min(lo + CHUNK_ROWS, count)
                 chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
                          *(col[lo:hi] for col in columns)]
-                self.dialect.insert_many(cursor, run.table, [INDEX_COLUMN, *names],
-                                         values=chunk, kinds=_with_index(kinds))
+                self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
+                                         values=chunk, kinds=kinds)
             self._appended(conn, run.pk, start + count)
 
     def _appended(self, conn: sa.Connection, pk: int, new_length: int) -> None:
@@ -274,21 +298,34 @@ class RunStorage:
             for index, values in updates:
                 if not values:
                     continue
-                cursor.execute(self._update_sql(run, list(values)), (*values.values(), index))
+                cursor.execute(self._update_sql(run, list(values)),
+                               (*values.values(), run.pk, index))
+
+    def _columns(self, run: RunRow, names: Sequence[str]) -> list[str]:
+        """The columns holding parameters ``names`` of ``run``."""
+        columns = run.columns
+        try:
+            return [columns[n] for n in names]
+        except KeyError:  # a view behind parameters added elsewhere: refresh once
+            self.load_specs(run.pk, run.run_id, columns)
+            return [columns[n] for n in names]
 
     def _update_sql(self, run: RunRow, names: Sequence[str]) -> str:
-        """UPDATE of ``names`` for one row index (parameters: the values, then the index)."""
+        """UPDATE of ``names`` for one row (parameters: the values, the run, the index)."""
         d = self.dialect
-        sets = ", ".join(f"{d.quote(n)} = {d.placeholder}" for n in names)
+        sets = ", ".join(f"{d.quote(c)} = {d.placeholder}" for c in self._columns(run, names))
         return (f"UPDATE {d.quote(run.table)} SET {sets} "
-                f"WHERE {d.quote(INDEX_COLUMN)} = {d.placeholder}")
+                f"WHERE {d.quote(RUN_COLUMN)} = {d.placeholder} "
+                f"AND {d.quote(INDEX_COLUMN)} = {d.placeholder}")
 
     def _range_select_sql(self, run: RunRow, names: Sequence[str]) -> str:
-        """SELECT of ``names`` for an index range (two parameters: start, end)."""
+        """SELECT of ``names`` for an index range (parameters: start, end)."""
         d = self.dialect
         index = d.quote(INDEX_COLUMN)
-        return (f"SELECT {', '.join(d.quote(n) for n in names)} FROM {d.quote(run.table)} "
-                f"WHERE {index} >= {d.placeholder} AND {index} < {d.placeholder} "
+        selected = ", ".join(d.quote(c) for c in self._columns(run, names)) or index
+        return (f"SELECT {selected} FROM {d.quote(run.table)} "
+                f"WHERE {d.quote(RUN_COLUMN)} = {int(run.pk)} "
+                f"AND {index} >= {d.placeholder} AND {index} < {d.placeholder} "
                 f"ORDER BY {index}")
 
     def read_columns(self, run: RunRow, names: Sequence[str], start: int, end: int
@@ -341,13 +378,8 @@ class RunStorage:
             return {tag: json.loads(value) for tag, value in rows}
 
 
-def _run_row(row: sa.Row) -> RunRow:
+def _run_row(row: sa.Row, columns: dict[str, str]) -> RunRow:
     return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
-                  int(row.length), row.results_table)
-
-
-def _with_index(kinds: Sequence[str | None] | None) -> list[str | None] | None:
-    """Column kinds with the (integer) row-index column in front."""
-    return None if kinds is None else ["i", *kinds]
+                  int(row.length), row.results_table, columns)
 
 

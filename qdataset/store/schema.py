@@ -1,9 +1,10 @@
 """The fixed tables of a qdataset database, as SQLAlchemy Core objects.
 
 The migrations in ``migrations/versions`` create and evolve these tables;
-this module is the current picture that the code queries.  Each run also has
-its own results table (``results_<pk>``), created when the run is created,
-with one column per parameter and the row index as primary key.
+this module is the current picture that the code queries.  Results live in
+shared tables (``results_l<k>``, see layouts.py), registered in
+``results_tables`` and ``results_columns``; each parameter record says which
+table and column hold the parameter's values.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ run_params = sa.Table(
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("spec", sa.Text, nullable=False),  # ParamSpec.to_json()
+    sa.Column("column_name", sa.Text, nullable=True),  # its column in the run's results table
     sa.UniqueConstraint("run_pk", "name"),
 )
 
@@ -47,9 +49,27 @@ run_metadata = sa.Table(
     sa.Column("value", sa.Text, nullable=False),  # JSON
 )
 
-#: Name of the primary-key column of every results table.
-INDEX_COLUMN = "_qd_index"
+#: The shared results tables: one per layout, named ``results_l<pk>``.
+results_tables = sa.Table(
+    "results_tables",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("width", sa.Integer, nullable=False),  # parameter columns
+)
+
+#: The parameter columns of each results table: which (name, storage) each holds.
+results_columns = sa.Table(
+    "results_columns",
+    metadata,
+    sa.Column("table_pk", sa.Integer,
+              sa.ForeignKey("results_tables.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("column_name", sa.Text, primary_key=True),
+    sa.Column("param_key", sa.Text, nullable=False),  # parameter name, casefolded
+    sa.Column("storage", sa.String(8), nullable=False),  # dialect.storage_of
+    sa.Index("ix_results_columns_key", "param_key", "storage"),
+)
 
 
-def results_table_name(run_pk: int) -> str:
-    return f"results_{run_pk}"
+def results_table_name(table_pk: int) -> str:
+    return f"results_l{table_pk}"
