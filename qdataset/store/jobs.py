@@ -6,10 +6,9 @@ one transaction each (on SQLite ``BEGIN IMMEDIATE``, which also serialises
 concurrent claimers); reads use lock-free AUTOCOMMIT connections.
 
 No code here asks which engine it runs on.  The one engine difference, how
-concurrent claimers of the queue avoid each other, is declared with
-``with_for_update(skip_locked=True)``: SQLAlchemy compiles it to ``FOR UPDATE
-SKIP LOCKED`` on PostgreSQL and to nothing on SQLite, whose ``BEGIN
-IMMEDIATE`` already serialises the claim.  Notifications are made unique by a
+concurrent claimers of the queue avoid each other, is the engine interface's
+``Dialect.lock_for_claim``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, nothing
+on SQLite, whose ``BEGIN IMMEDIATE`` already serialises the claim.  Notifications are made unique by a
 compare-and-set on the job's row (see :meth:`WatchStorage.record_status`),
 which needs no engine-specific "insert or ignore".
 """
@@ -23,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .dialect import Dialect
 from .job_schema import job_backends, job_notifications, job_queue, watched_jobs
 
 
@@ -247,6 +247,7 @@ class QueueStorage:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._dialect = Dialect.of(store.engine)
 
     # backends
     def put_config(self, name: str, config: str, now: float) -> None:
@@ -315,10 +316,9 @@ class QueueStorage:
             conn.execute(job_backends.update().where(job_backends.c.name == backend)
                          .values(last_queue_check=now))
             while True:
-                # Declared, not branched: FOR UPDATE SKIP LOCKED on PostgreSQL,
-                # nothing on SQLite (see the module docstring).
-                query = (sa.select(q).where(q.c.backend == backend, q.c.status == "QUEUED")
-                         .order_by(q.c.pk).limit(1).with_for_update(skip_locked=True))
+                query = self._dialect.lock_for_claim(
+                    sa.select(q).where(q.c.backend == backend, q.c.status == "QUEUED")
+                    .order_by(q.c.pk).limit(1))
                 row = conn.execute(query).first()
                 if row is None:
                     return None
