@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from benchmarks.pg import DEFAULT_PG_URL
 from benchmarks.report import print_report
@@ -37,16 +38,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     add = parser.add_argument
     add("--quick", action="store_true",
         help="a tenth of the sizes and one repeat (unless --repeats is given); store size "
-             "300 runs vs 10 with 3 probes; live 20,000 rows once")
+             "300 runs vs 10 with 2 probes; live 20,000 rows once")
     add("--repeats", type=int, default=None, help="runs per case and implementation (3)")
     add("--only", default=",".join(CASES + PARTS),
         help="what to run, e.g. A,B or SCALE,LIVE (default: all of A,B,C,D,SCALE,LIVE)")
     add("--big", action="store_true",
         help="store size: also 100,000 runs (same layouts); populating them takes long")
     add("--probes", type=int, default=None,
-        help="store size: fresh-process probes per store (7; quick: 3)")
-    add("--populate-budget", type=float, default=300.0,
-        help="store size: seconds of populating per store and run (300); a store left "
+        help="store size: fresh-process probes per store (7; quick: 2)")
+    add("--populate-budget", type=float, default=600.0,
+        help="store size: seconds of populating per store and run (600); a store left "
              "short is resumed by the next run")
     add("--live-repeats", type=int, default=None,
         help="live: repetitions of each writer configuration (11; quick: 1)")
@@ -77,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
                  qcodes_python=ns.qcodes_python, workdir=ns.workdir, keep=ns.keep,
                  import_repeats=3 if ns.quick else 5, postgres=not ns.no_postgres,
                  pg_url=ns.pg_url, parts=parts, big=ns.big,
-                 probes=max(1, ns.probes or (3 if ns.quick else 7)),
+                 probes=max(1, ns.probes or (2 if ns.quick else 7)),
                  populate_budget=ns.populate_budget, live_repeats=ns.live_repeats)
     return cfg, ns.json
 
@@ -87,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg, json_path = parse_args(argv)
     print(f"qdataset benchmarks: {','.join(cfg.cases + cfg.parts)}, {cfg.repeats} repeat(s)"
           f"{', quick sizes' if cfg.quick else ''}; python {sys.version.split()[0]}", flush=True)
+    t0 = time.monotonic()
     results = run_all(cfg)
+    results.config["wall_s"] = time.monotonic() - t0
     print_report(results)
     save_json(results, json_path)
-    print(f"\nresults saved to {json_path}")
+    print(f"\nresults saved to {json_path}; measuring took {results.config['wall_s']:.0f} s")
     return 0
 
 

@@ -47,13 +47,11 @@ def _probe_line(result: dict[str, Any]) -> str:
 def measure(engines: list[str], cache: StoreCache, probes: int, quick: bool,
             big: bool) -> dict[str, Any]:
     """Populate (or reuse) every store, then ``probes`` rounds of probes; runs + stores."""
-    stores: list[Populated] = []
-    for engine in engines:
-        for names in ("same", "own"):
-            for count in sizes(quick, big, names):
-                store = cache.get(engine, count, names)
-                _say("  " + store.describe())
-                stores.append(store)
+    wanted = [(engine, count, names) for engine in engines for names in ("same", "own")
+              for count in sizes(quick, big, names)]
+    stores: list[Populated] = cache.get_all(wanted)
+    for store in stores:
+        _say("  " + store.describe())
     runs: list[dict[str, Any]] = []
     for rep in range(probes):
         for i, store in enumerate(stores):

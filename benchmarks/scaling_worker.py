@@ -12,9 +12,10 @@ Modes (each prints one ``BENCH_RESULT {json}`` line, like ``worker.py``):
     and last run.
 ``probe URL NAMES RUN_ID``
     the measurement, against a populated store: timed ``connect`` +
-    ``read_dataset(RUN_ID)`` + ``get_data`` of every parameter, then, on that
-    connection, the timed creation of one more small run (``DataSet(...)``,
-    ``add_results`` of a few rows, ``mark_completed``).
+    ``read_dataset(RUN_ID)`` + ``get_data`` of every parameter (imports before
+    the clock), then, on that connection, the timed creation of one more
+    small run (``DataSet(...)``, ``add_results`` of a few rows,
+    ``mark_completed``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def small_run(store: Any, number: int, names: str, prefix: str = "p") -> str:
     return ds.id
 
 
-def populate(url: str, count: int, names: str, budget_s: float) -> dict[str, Any]:
+def populate(url: str, count: int, names: str, budget_s: float,
+             position: int = 0) -> dict[str, Any]:
     """Fill the store up to ``count`` runs, resuming where an earlier call stopped.
 
     Stops early (cleanly: every run written is complete) once ``budget_s``
@@ -80,7 +82,8 @@ def populate(url: str, count: int, names: str, budget_s: float) -> dict[str, Any
     t0 = time.perf_counter()
     done = start
     bar = tqdm(total=count, initial=start, desc=f"populate {count:,} runs ({names} names)",
-               unit="run", file=sys.stderr, mininterval=2.0, smoothing=0.05)
+               unit="run", file=sys.stderr, mininterval=2.0, smoothing=0.05,
+               position=position, leave=True)
     for i in range(start, count):
         if time.perf_counter() - t0 > budget_s:
             break
@@ -102,17 +105,25 @@ def probe(url: str, names: str, run_id: str) -> dict[str, Any]:
     """Both probes in one fresh process, on a store that holds the populated runs.
 
     First the read: timed ``connect`` + ``read_dataset(run_id)`` + ``get_data``
-    of every parameter (``import qdataset`` happens before the clock: it is
-    lazy and does not depend on the store). Then the creation of one more
-    small run on the same connection: timed ``DataSet(...)``, ``add_results``
-    and ``mark_completed`` (layout 0; with NAMES ``own``, names no populated
-    run uses).
+    of every parameter. The imports come before the clock (qdataset's storage
+    modules, SQLAlchemy, the driver, Alembic): they cost the same at any
+    store size. Then the creation of one more small run on the
+    same connection: timed ``DataSet(...)``, ``add_results`` and
+    ``mark_completed`` (layout 0; with NAMES ``own``, names no populated run
+    uses).
     """
-    import qdataset  # noqa: F401 - lazy: numpy and small modules only
+    import alembic.script  # noqa: F401 - connect() looks up the newest schema revision
+
+    from qdataset import DataSet, ParamSpec, connect  # noqa: F401 - imports off the clock
+    if url.startswith("postgresql"):
+        import psycopg  # noqa: F401
+        import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+    else:
+        import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
 
     read = Measurement()
     read.start()
-    store = _connect(url)
+    store = connect(url)
     ds = store.read_dataset(run_id)
     params = [spec.name for spec in ds.get_parameters()]
     arrays = ds.get_data(*params)
@@ -138,13 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("count", type=int)
     p.add_argument("names", choices=NAMES_MODES)
     p.add_argument("--budget", type=float, default=float("inf"), help="stop after ... s")
+    p.add_argument("--position", type=int, default=0, help="line of the progress bar")
     c = sub.add_parser("probe")
     c.add_argument("url")
     c.add_argument("names", choices=NAMES_MODES)
     c.add_argument("run_id", help="the run to read")
     ns = parser.parse_args(argv)
     if ns.mode == "populate":
-        result = populate(ns.url, ns.count, ns.names, ns.budget)
+        result = populate(ns.url, ns.count, ns.names, ns.budget, ns.position)
     else:
         result = probe(ns.url, ns.names, ns.run_id)
     sys.stdout.flush()

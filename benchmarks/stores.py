@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,28 @@ def source_key(root: Path = ROOT) -> tuple[str, str]:
         rev, dirty = "", ""
     label = f"git {rev}{' + uncommitted changes' if dirty else ''}" if rev else "no git"
     return key, label
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+def _forward(fd: int) -> bytes:
+    """Copy a child's stderr (its progress bar) to ours in whole updates; the last 8 kB."""
+    tail, pending = b"", b""
+    while chunk := os.read(fd, 4096):
+        tail = (tail + chunk)[-8192:]
+        pending += chunk
+        cut = max(pending.rfind(b"\r"), pending.rfind(b"\n")) + 1
+        if cut:
+            with _STDERR_LOCK:
+                sys.stderr.buffer.write(pending[:cut])
+                sys.stderr.flush()
+            pending = pending[cut:]
+    if pending:
+        with _STDERR_LOCK:
+            sys.stderr.buffer.write(pending)
+            sys.stderr.flush()
+    return tail
 
 
 @dataclass
@@ -101,7 +124,31 @@ class StoreCache:
     def _manifest(self, engine: str, count: int, names: str) -> Path:
         return self.dir / f"{engine}-{count}-{names}-{self.key}.json"
 
-    def get(self, engine: str, count: int, names: str) -> Populated:
+    def get_all(self, wanted: list[tuple[str, int, str]]) -> list[Populated]:
+        """The stores (engine, count, names), filled or resumed as needed, a few at a time.
+
+        Populating is not timed, so stores are filled in parallel (as many at
+        once as there are CPUs), each worker with its own progress bar.
+        """
+        workers = max(1, min(len(wanted), os.cpu_count() or 2))
+        slots = list(range(workers))  # progress-bar lines
+        lock = threading.Lock()
+
+        def one(spec: tuple[str, int, str]) -> Populated:
+            with lock:
+                slot = slots.pop(0)
+            try:
+                return self.get(*spec, position=slot if sys.stderr.isatty() else 0)
+            finally:
+                with lock:
+                    slots.append(slot)
+
+        order = sorted(range(len(wanted)), key=lambda i: -wanted[i][1])  # biggest first
+        with ThreadPoolExecutor(workers) as pool:
+            done = dict(zip(order, pool.map(one, [wanted[i] for i in order]), strict=True))
+        return [done[i] for i in range(len(wanted))]
+
+    def get(self, engine: str, count: int, names: str, position: int = 0) -> Populated:
         """The store, filled (or resumed) now if it needs to be."""
         manifest = self._manifest(engine, count, names)
         old = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
@@ -117,7 +164,7 @@ class StoreCache:
                 old = {}
         store = Populated(engine, count, names, url, populate_s=old.get("populate_s", 0.0))
         self.stores.append(store)
-        result = self._populate(store)
+        result = self._populate(store, position)
         if "error" in result:
             store.error = result["error"].strip().splitlines()[-1][:200]
             return store
@@ -130,23 +177,21 @@ class StoreCache:
             "source_key": self.key, "source": self.label}, indent=1) + "\n", encoding="utf-8")
         return store
 
-    def _populate(self, store: Populated) -> dict[str, Any]:
+    def _populate(self, store: Populated, position: int) -> dict[str, Any]:
         """The populate worker, its progress bar passed on to our stderr; its marker JSON."""
         argv = [sys.executable, "-m", "benchmarks.scaling_worker", "populate", store.url,
-                str(store.count), store.names, "--budget", str(self.budget_s)]
+                str(store.count), store.names, "--budget", str(self.budget_s),
+                "--position", str(position)]
         try:
             proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
         except OSError as exc:
             return {"error": f"{type(exc).__name__}: {exc}"}
+        assert proc.stdout is not None and proc.stderr is not None
         out: list[bytes] = []
         reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
         reader.start()
-        tail = b""
-        while chunk := os.read(proc.stderr.fileno(), 4096):  # the tqdm bar, as it comes
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
-            tail = (tail + chunk)[-8192:]
+        tail = _forward(proc.stderr.fileno())
         proc.wait()
         reader.join()
         stdout = b"".join(out).decode(errors="replace")
