@@ -264,36 +264,52 @@ def _progress(total: int) -> Iterator:
 def _move_batch(bind: sa.Connection, engine: _Sqlite, pks: Sequence[int], progress) -> None:
     """Move the runs ``pks`` that are still left, and lock every table touched."""
     engine.serialize(bind)
-    still = {pk for pk, table in bind.execute(
+    still = sorted(pk for pk, table in bind.execute(
         sa.select(_runs.c.pk, _runs.c.results_table).where(_runs.c.pk.in_(list(pks))))
-        if table == f"results_{pk}"}
+        if table == f"results_{pk}")
     params: dict[int, list[tuple[str, str]]] = {pk: [] for pk in still}
     for run_pk, name, spec in bind.execute(
             sa.select(_run_params.c.run_pk, _run_params.c.name, _run_params.c.spec)
-            .where(_run_params.c.run_pk.in_(sorted(still)))
+            .where(_run_params.c.run_pk.in_(still))
             .order_by(_run_params.c.run_pk, _run_params.c.position)):
         params[run_pk].append((name, _storage(spec)))
+    old_columns = engine.old_columns(bind, [f"results_{pk}" for pk in still])
     layouts = _load_layouts(bind)
     triggers = engine.lock_triggers(bind)
     unlocked: dict[int, _Layout] = {}
-    for pk in pks:
-        if pk in still:
-            _move_run(bind, engine, pk, params[pk], layouts, triggers, unlocked)
+    placed: list[dict] = []
+    columns: list[dict] = []
+    for pk in still:
+        engine.check_old_columns(f"results_{pk}", old_columns.get(f"results_{pk}", {}),
+                                 params[pk])
+        layout, targets = _move_rows(bind, engine, pk, params[pk], layouts, triggers, unlocked)
+        placed.append({"run": pk, "shared": layout.name})
+        columns += [{"run": pk, "param": name, "physical": column}
+                    for (name, _), column in zip(params[pk], targets, strict=True)]
         progress.update(1)
+    progress.update(len(pks) - len(still))
+    if columns:
+        bind.execute(_run_params.update()
+                     .where(_run_params.c.run_pk == sa.bindparam("run"),
+                            _run_params.c.name == sa.bindparam("param"))
+                     .values(column_name=sa.bindparam("physical")), columns)
+    if placed:
+        bind.execute(_runs.update().where(_runs.c.pk == sa.bindparam("run"))
+                     .values(results_table=sa.bindparam("shared")), placed)
     for layout in unlocked.values():
         for statement in engine.lock_statements(layout.name):
             engine.ddl(bind, statement)
 
 
-def _move_run(bind: sa.Connection, engine: _Sqlite, pk: int, params: list[tuple[str, str]],
-              layouts: dict[frozenset, _Layout], triggers: set[str],
-              unlocked: dict[int, _Layout]) -> None:
-    old = f"results_{pk}"
+def _move_rows(bind: sa.Connection, engine: _Sqlite, pk: int, params: list[tuple[str, str]],
+               layouts: dict[frozenset, _Layout], triggers: set[str],
+               unlocked: dict[int, _Layout]) -> tuple[_Layout, list[str]]:
+    """Copy run ``pk``'s rows into the shared table of its layout (made if new, its
+    lock lifted until the batch ends) and drop its old table."""
     keys = [(name.casefold(), storage) for name, storage in params]
     if len({key for key, _ in keys}) != len(keys):
         raise RuntimeError(f"run {pk} has parameter names equal but for case; "
                            "qdataset never wrote such a run, so this store cannot be upgraded")
-    engine.check_old_columns(bind, old, params)
     layout = layouts.get(frozenset(keys))
     if layout is None:
         layout = layouts[frozenset(keys)] = _create_shared(bind, engine, pk, params)
@@ -303,18 +319,14 @@ def _move_run(bind: sa.Connection, engine: _Sqlite, pk: int, params: list[tuple[
                 engine.ddl(bind, engine.drop_trigger(trigger, layout.name))
     unlocked[layout.pk] = layout
     targets = [layout.columns[key] for key, _ in keys]
-    q = engine.quote
+    q, old = engine.quote, f"results_{pk}"
     engine.ddl(
         bind,
         f"INSERT INTO {q(layout.name)} ({', '.join(q(c) for c in [_RUN, _INDEX, *targets])}) "
         f"SELECT {int(pk)}, {', '.join(q(c) for c in [_INDEX, *(n for n, _ in params)])} "
         f"FROM {q(old)}")
-    for (name, _), column in zip(params, targets, strict=True):
-        bind.execute(_run_params.update()
-                     .where(_run_params.c.run_pk == pk, _run_params.c.name == name)
-                     .values(column_name=column))
-    bind.execute(_runs.update().where(_runs.c.pk == pk).values(results_table=layout.name))
     engine.ddl(bind, f"DROP TABLE {q(old)}")
+    return layout, targets
 
 
 def _create_shared(bind: sa.Connection, engine: _Sqlite, pk: int,
@@ -409,14 +421,20 @@ class _Sqlite:
         return (f"CREATE TABLE {self.quote(table)} ({', '.join(keys + definitions)}, "
                 f"PRIMARY KEY ({self.quote(_RUN)}, {self.quote(_INDEX)})){self.table_options}")
 
-    def check_old_columns(self, bind: sa.Connection, table: str,
+    def old_columns(self, bind: sa.Connection, tables: list[str]) -> dict[str, dict[str, str]]:
+        """{table: {column: declared type}} of the old results tables ``tables``."""
+        found: dict[str, dict[str, str]] = {}
+        for table, column, sql_type in bind.execute(sa.text(
+                "SELECT m.name, c.name, c.type FROM sqlite_master m "
+                "JOIN pragma_table_info(m.name) c WHERE m.type = 'table' "
+                "AND m.name IN :tables").bindparams(sa.bindparam("tables", expanding=True)),
+                {"tables": tables}):
+            found.setdefault(table, {})[column] = sql_type
+        return found
+
+    def check_old_columns(self, table: str, found: dict[str, str],
                           params: list[tuple[str, str]]) -> None:
         """The old table has the parameters' columns, in the types their storage implies."""
-        found = dict(bind.execute(sa.text("SELECT name, type FROM pragma_table_info(:t)"),
-                                  {"t": table}).all())
-        self._compare(table, found, params)
-
-    def _compare(self, table: str, found: dict[str, str], params: list[tuple[str, str]]) -> None:
         if not found:
             raise RuntimeError(f"results table {table!r} is missing; this store cannot be "
                                "upgraded until the run is removed or the table restored")
@@ -483,13 +501,16 @@ class _Postgres(_Sqlite):
         with every write to runs)."""
         self.ddl(bind, "LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
 
-    def check_old_columns(self, bind: sa.Connection, table: str,
-                          params: list[tuple[str, str]]) -> None:
-        found = dict(bind.execute(sa.text(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped"),
-            {"t": self.quote(table)}).all())
-        self._compare(table, found, params)
+    def old_columns(self, bind: sa.Connection, tables: list[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for table, column, sql_type in bind.execute(sa.text(
+                "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
+                "AND c.relname IN :tables AND a.attnum > 0 AND NOT a.attisdropped")
+                .bindparams(sa.bindparam("tables", expanding=True)), {"tables": tables}):
+            found.setdefault(table, {})[column] = sql_type
+        return found
 
     def lock_triggers(self, bind: sa.Connection) -> set[str]:
         return set(bind.execute(sa.text(
