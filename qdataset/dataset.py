@@ -469,19 +469,7 @@ class DataSet:
 
     def _read(self, names: list[str], codecs: list[ColumnCodec], start: int, stop: int
               ) -> list[np.ndarray]:
-        if all(c.native and c.dtype.kind == "f" for c in codecs):
-            try:
-                matrix = self._handle.read_float_matrix(names, start, stop)
-            except (TypeError, ValueError):
-                pass  # a NULL (or a short range): decode column by column below
-            else:
-                return [np.ascontiguousarray(matrix[:, i], dtype=c.dtype)
-                        for i, c in enumerate(codecs)]
-        parts: list[list[np.ndarray]] = [[] for _ in names]
-        for chunk in self._handle.read_columns(names, start, stop):
-            for i, column in enumerate(chunk):
-                parts[i].append(codecs[i].decode(column))
-        return [_concatenate(p, c) for p, c in zip(parts, codecs, strict=True)]
+        return self._handle.read_arrays(names, codecs, start, stop)
 
     # -- subscriptions -----------------------------------------------------------------
     def subscribe(self, callback: Callable[[DataSet, int, Any], Any], min_wait: float = 100,
@@ -637,16 +625,6 @@ def _column_length(name: str, values: Any) -> int:
             f"parameter {name!r}: bulk add_results needs an array or list of values, "
             f"got {type(values).__name__}"
         ) from None
-
-
-def _concatenate(parts: list[np.ndarray], codec: ColumnCodec) -> np.ndarray:
-    if not parts:
-        return codec.empty()
-    if len(parts) == 1:
-        return parts[0]
-    if any(isinstance(p, np.ma.MaskedArray) for p in parts):
-        return np.ma.concatenate(parts)
-    return np.concatenate(parts)
 
 
 __all__ = ["DataSet", "QDatasetError", "make_run_id"]

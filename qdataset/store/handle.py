@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import StoreClosedError
 from ..paramspec import ParamSpec
+from .codec import ColumnCodec
 from .flusher import Flushable, Flusher
 from .runs import RunRow, RunStorage
 
@@ -124,9 +125,11 @@ class RunHandle:
         """Chunks (lists of per-column lists) of rows ``start <= index < stop``."""
         return self._storage.read_columns(self._row, names, start, stop)
 
-    def read_float_matrix(self, names: Sequence[str], start: int, stop: int) -> np.ndarray:
-        """Float columns as one ``(rows, len(names))`` array; TypeError on a NULL."""
-        return self._storage.read_float_matrix(self._row, names, start, stop)
+    def read_arrays(self, names: Sequence[str], codecs: Sequence[ColumnCodec], start: int,
+                    stop: int) -> list[np.ndarray]:
+        """Rows ``start <= index < stop`` of ``names``: one array per parameter,
+        decoded straight into place (peak memory: the result plus one chunk)."""
+        return self._storage.read_arrays(self._row, names, codecs, start, stop)
 
     # -- the store's flusher thread ------------------------------------------------------
     def schedule_flush(self, buffer: Flushable, delay: float | None = None) -> None:

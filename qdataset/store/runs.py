@@ -26,13 +26,10 @@ from ..errors import CompletedError, RunExistsError, RunNotFoundError
 from ..paramspec import ParamSpec
 from . import layouts
 from .boundary import translating
-from .codec import as_list, columns_of, float_matrix
+from .codec import ColumnCodec, as_list, columns_of
 from .dialect import INDEX_COLUMN, RUN_COLUMN, Dialect
+from .reader import CHUNK_ROWS, read_arrays
 from .schema import run_metadata, run_params, runs
-
-#: Rows per fetch / bulk-insert chunk: big enough to amortise calls,
-#: small enough to keep peak memory a few MB.
-CHUNK_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -346,20 +343,20 @@ class RunStorage:
                     yield columns_of(rows, len(names))
             cursor.close()
 
-    def read_float_matrix(self, run: RunRow, names: Sequence[str], start: int, end: int
-                          ) -> np.ndarray:
-        """Rows ``start <= index < end`` of float columns as one ``(rows, len(names))`` array.
-
-        The fast path for the common case: values stream from the cursor into
-        numpy (``np.fromiter``) without a list of row tuples.  Raises
-        TypeError when a value is NULL; the caller then takes the general path.
-        """
+    def read_arrays(self, run: RunRow, names: Sequence[str], codecs: Sequence[ColumnCodec],
+                    start: int, end: int) -> list[np.ndarray]:
+        """Rows ``start <= index < end`` of ``names``, decoded straight into one
+        array per parameter (see reader.py)."""
         sql = self._range_select_sql(run, names)
         with self.reading(run.run_id) as conn:
             cursor = conn.connection.cursor()
-            cursor.execute(sql, (start, end))
+
+            def execute(lo: int, hi: int) -> Any:
+                cursor.execute(sql, (lo, hi))
+                return cursor
+
             try:
-                return float_matrix(cursor, end - start, len(names))
+                return read_arrays(execute, codecs, start, end)
             finally:
                 cursor.close()
 
