@@ -9,8 +9,9 @@ No code here asks which engine it runs on.  The one engine difference, how
 concurrent claimers of the queue avoid each other, is the engine interface's
 ``Dialect.lock_for_claim``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, nothing
 on SQLite, whose ``BEGIN IMMEDIATE`` already serialises the claim.
-Notifications are made unique by a compare-and-set on the job's row (see :meth:`WatchStorage.record_status`),
-which needs no engine-specific "insert or ignore".
+Notifications are made unique by a compare-and-set on the job's row (see
+:meth:`WatchStorage.record_status`), which needs no engine-specific "insert or
+ignore".
 """
 
 from __future__ import annotations
