@@ -112,8 +112,9 @@ class Dialect:
         if len(specs) + 2 > self.max_columns:
             raise StorageLimitError(
                 f"run {run_id!r} would have {len(specs)} parameters; {self.name} holds at most "
-                f"{self.max_columns - 2} per run. Split the measurement into several runs, "
-                "or store related values as one array parameter (ParamSpec(shape=...))"
+                f"{self.max_columns - 2} per run. Use fewer parameters: split the measurement "
+                "into several runs, or store related values as one array parameter "
+                "(ParamSpec(shape=...))"
             )
 
     def create_table_sql(self, table: str, columns: Sequence[tuple[str, str]]) -> str:

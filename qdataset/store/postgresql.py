@@ -32,8 +32,9 @@ MAX_ROW_BYTES = 8160
 #: Bytes per stored value: fixed-width types, and a TOAST pointer (the least a
 #: text or bytea value can take once PostgreSQL moves it out of the row).
 _VALUE_BYTES = {"f": 8, "i": 8, "b": 2, "U": 18, "bytes": 18}
-#: Tuple header and the two key columns.
-_ROW_OVERHEAD = 24 + 16
+#: Heap tuple header (before its NULL bitmap) and the two key columns.
+_TUPLE_HEADER = 23
+_KEY_BYTES = 16
 
 #: Key of the advisory lock that serialises layout changes (an arbitrary constant).
 _LAYOUT_LOCK = 0x71645F6C61796F75
@@ -56,7 +57,10 @@ class PostgresDialect(Dialect):
 
     def check_run_layout(self, specs: Sequence[ParamSpec], run_id: str) -> None:
         super().check_run_layout(specs, run_id)
-        size = _ROW_OVERHEAD + (len(specs) + 2 + 7) // 8  # + the NULL bitmap
+        # Counted as if some value were missing: the NULL bitmap then takes a bit
+        # per column, and the header is padded to 8 bytes.
+        header = _TUPLE_HEADER + (len(specs) + 2 + 7) // 8
+        size = (header + 7) // 8 * 8 + _KEY_BYTES
         size += sum(_VALUE_BYTES[storage_of(s)] for s in specs)
         if size > MAX_ROW_BYTES:
             raise StorageLimitError(
