@@ -360,9 +360,9 @@ def layout1(engine, tmp_path):
 
 @pytest.fixture
 def generated(engine):
-    """A store in the old layout with 40 generated runs."""
+    """A store in the old layout with 20 generated runs."""
     upgrade_in_one_transaction(engine, "0004")
-    write_old_store(engine, 40)
+    write_old_store(engine, 20)
     return engine
 
 
@@ -512,7 +512,7 @@ def test_generated_store_upgrades(generated, upgrade):
             "JOIN runs r ON r.pk = p.run_pk")).all()
         per_layout = conn.execute(sa.text(
             "SELECT name, count(DISTINCT results_table) FROM runs GROUP BY name")).all()
-    assert count == 40
+    assert count == 20
     assert all(count == 1 for _, count in per_layout)
     columns = {(layout, name): column for layout, name, column in placed}
     # "X"/"Y" runs share the "x"/"y" runs' table and columns (first spelling wins)
@@ -728,3 +728,74 @@ def _jsonable(values: np.ndarray) -> object:
         return {"dtype": str(data.dtype), "hex": [[float(v).hex() for v in row.view(view)]
                                                   for row in flat], "mask": mask}
     return {"dtype": str(data.dtype), "values": data.tolist(), "mask": mask}
+
+
+def _definitions(engine: sa.Engine, table: str) -> list[str]:
+    """The DDL of ``table`` and its triggers, with the table's name taken out."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = :t ORDER BY type, name"),
+                {"t": table}).scalars().all()
+        else:
+            columns = conn.execute(sa.text(
+                "SELECT attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "
+                "attnotnull::text FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"),
+                {"t": f'"{table}"'}).scalars().all()
+            triggers = conn.execute(sa.text(
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                "WHERE t.tgrelid = to_regclass(:t) AND NOT t.tgisinternal ORDER BY t.tgname"),
+                {"t": f'"{table}"'}).scalars().all()
+            key = conn.execute(sa.text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = to_regclass(:t) AND contype = 'p'"),
+                {"t": f'"{table}"'}).scalars().all()
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            rows = [row.replace(f"{schema}.", "") for row in [*columns, *triggers, *key]]
+    return [row.replace(table, "<table>") for row in rows]
+
+
+def test_moved_tables_are_the_tables_qdataset_makes(layout1, tmp_path):
+    """A migrated shared table, its key and its lock are what qdataset itself creates
+    for the same layout; new runs of that layout go into it."""
+    upgrade_in_one_transaction(layout1)
+    with layout1.connect() as conn:
+        migrated = conn.execute(sa.text(
+            "SELECT results_table FROM runs WHERE name = 'sweep'")).scalars().first()
+    specs = [ParamSpec("x", np.float64, role="setpoint", unit="V"),
+             ParamSpec("y", np.float64, depends_on=["x"])]
+    url = layout1.url.render_as_string(hide_password=False)
+    schema = None
+    if layout1.dialect.name == "sqlite":
+        fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        schema, fresh_url = postgres_schema_url()
+    fresh_engine = create_engine(fresh_url)
+    try:
+        with qdataset.connect(fresh_url) as fresh:
+            qdataset.DataSet("sweep", specs, [[1.0], [2.0]], store=fresh).mark_completed()
+        with fresh_engine.connect() as conn:
+            made = conn.execute(sa.text("SELECT results_table FROM runs")).scalar()
+        expected = _definitions(fresh_engine, made)
+        assert len(expected) >= 4  # the table (columns, key) and its lock triggers
+        assert _definitions(layout1, migrated) == expected
+    finally:
+        fresh_engine.dispose()
+        if schema:
+            drop_postgres_schema(schema)
+    with qdataset.connect(url) as store:
+        ds = qdataset.DataSet("sweep", specs, [[1.0, 2.0], [3.0, 4.0]], store=store)
+        ds.mark_completed()
+        with layout1.connect() as conn:
+            placed = conn.execute(sa.text("SELECT results_table FROM runs WHERE run_id = :i"),
+                                  {"i": ds.id}).scalar()
+        assert placed == migrated
+        old = next(run for run in store.runs(name="sweep") if run.id != ds.id)
+        with pytest.raises(qdataset.CompletedError):
+            store.read_dataset(old.id).add_result(x=0.0, y=0.0)
+        interrupted = next(iter(store.runs(completed=False)))
+        again = store.read_dataset(interrupted.id)
+        again.add_result(k=5)
+        again.mark_completed()
+        assert again.get_data("k")[0].tolist() == [0, 1, 2, 3, 4, 5]
