@@ -48,26 +48,37 @@ NO_PARAMS = {"no_parameters": True}
 # -- running the upgrade --------------------------------------------------------------------
 
 
-def upgrade_in_one_transaction(engine: sa.Engine, target: str = "head") -> None:
-    """What connect() does today: Alembic inside the caller's transaction."""
-    _upgrade(engine, target)
-
-
-def upgrade_in_batches(engine: sa.Engine, target: str = "head", batch_runs: int = 2) -> None:
-    """Alembic given a connection outside a transaction: it begins its own, and
-    revision 0005 commits its batches one by one."""
+def _alembic(engine: sa.Engine, connection: sa.Connection, target: str, **attributes) -> None:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    config.attributes["qdataset_upgrade_batch_runs"] = batch_runs
+    config.attributes.update(attributes, connection=connection)
+    command.upgrade(config, target)
+
+
+def upgrade_in_one_transaction(engine: sa.Engine, target: str = "head") -> None:
+    """Alembic inside the caller's transaction (as qdataset.store.migrate._upgrade
+    ran it when this revision was written): the upgrade is one transaction."""
+    with engine.begin() as connection:
+        _alembic(engine, connection, target)
+
+
+def upgrade_in_batches(engine: sa.Engine, target: str = "head", batch_runs: int = 2) -> None:
+    """Alembic given a connection outside a transaction: it begins its own, and
+    revision 0005 commits its batches one by one."""
     with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, target)
+        _alembic(engine, connection, target, qdataset_upgrade_batch_runs=batch_runs)
 
 
-UPGRADES = {"one transaction": upgrade_in_one_transaction, "batches": upgrade_in_batches}
+def upgrade_as_qdataset_does(engine: sa.Engine, target: str = "head") -> None:
+    _upgrade(engine, target)
+
+
+MODES = {"one transaction": upgrade_in_one_transaction, "batches": upgrade_in_batches}
+UPGRADES = {**MODES, "qdataset": upgrade_as_qdataset_does}
+
 
 
 # -- stores in the old layout ---------------------------------------------------------------
@@ -499,7 +510,7 @@ def test_completed_runs_stay_locked_and_open_runs_writable_postgresql():
 # -- generated stores: odd names, shared layouts --------------------------------------------
 
 
-@pytest.mark.parametrize("upgrade", UPGRADES.values(), ids=UPGRADES.keys())
+@pytest.mark.parametrize("upgrade", MODES.values(), ids=MODES.keys())
 def test_generated_store_upgrades(generated, upgrade):
     with generated.connect() as conn:
         before = contents(conn)
@@ -536,10 +547,21 @@ def test_upgrading_an_upgraded_store_changes_nothing(generated):
     assert_upgraded(generated, before)
 
 
-def test_new_store_gets_the_registry(engine):
-    upgrade_in_one_transaction(engine)
+@pytest.mark.parametrize("upgrade", UPGRADES.values(), ids=UPGRADES.keys())
+def test_new_store_gets_the_registry(engine, upgrade):
+    """Either way of running Alembic creates the same new store."""
+    upgrade(engine)
+    assert revision_of(engine) == "0005"
     assert {"results_tables", "results_columns"} <= tables_of(engine)
     assert "column_name" in {c["name"] for c in sa.inspect(engine).get_columns("run_params")}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM results_tables").scalar() == 0
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            functions = set(conn.exec_driver_sql(
+                "SELECT proname FROM pg_proc "
+                "WHERE pronamespace = current_schema()::regnamespace").scalars())
+        assert functions == {"qdataset_reject_completed_rows", "qdataset_reject_truncate"}
 
 
 def test_downgrade_refuses_a_store_with_runs_and_undoes_an_empty_one(engine):
@@ -607,7 +629,7 @@ def test_interrupted_single_transaction_upgrade_leaves_the_old_store(generated):
     assert_upgraded(generated, before)
 
 
-@pytest.mark.parametrize("again", UPGRADES.values(), ids=UPGRADES.keys())
+@pytest.mark.parametrize("again", MODES.values(), ids=MODES.keys())
 def test_interrupted_batched_upgrade_resumes(generated, again):
     with generated.connect() as conn:
         before = contents(conn)

@@ -67,7 +67,7 @@ _RUN, _INDEX = "_qd_run", "_qd_index"
 #: A batch (one transaction when batches can be committed) ends after this many
 #: runs or once it has copied at least this many rows.  ``config.attributes``
 #: may override both (tests use small batches).
-_BATCH_RUNS = 200
+_BATCH_RUNS = 100
 _BATCH_ROWS = 2_000_000
 
 # The tables this revision reads and writes, as they are at this revision.
@@ -115,7 +115,7 @@ def upgrade() -> None:
     pending = _pending_runs(bind)
     if pending:
         attributes = context.config.attributes if context.config is not None else {}
-        batches = _batches(bind, pending,
+        batches = _batches(pending,
                            attributes.get("qdataset_upgrade_batch_runs", _BATCH_RUNS),
                            attributes.get("qdataset_upgrade_batch_rows", _BATCH_ROWS))
         with _progress(len(pending)) as progress:
@@ -125,6 +125,7 @@ def upgrade() -> None:
                         with engine.transaction(bind):
                             _move_batch(bind, engine, batch, progress)
             else:
+                engine.check_one_transaction(bind, len(pending))
                 for batch in batches:
                     _move_batch(bind, engine, batch, progress)
     _finish(bind, engine)
@@ -232,7 +233,7 @@ def _pending_runs(bind: sa.Connection) -> list[tuple[int, int]]:
     return [(pk, int(length or 0)) for pk, length, table in rows if table == f"results_{pk}"]
 
 
-def _batches(bind: sa.Connection, pending: list[tuple[int, int]], max_runs: int,
+def _batches(pending: list[tuple[int, int]], max_runs: int,
              max_rows: int) -> list[list[int]]:
     batches: list[list[int]] = [[]]
     rows = 0
@@ -415,6 +416,9 @@ class _Sqlite:
     def serialize(self, bind: sa.Connection) -> None:
         """BEGIN IMMEDIATE already keeps other writers out."""
 
+    def check_one_transaction(self, bind: sa.Connection, runs: int) -> None:
+        """SQLite moves any number of runs in one transaction."""
+
     def create_table(self, table: str, definitions: list[str]) -> str:
         keys = [f"{self.quote(_RUN)} {self.key_type} NOT NULL",
                 f"{self.quote(_INDEX)} {self.key_type} NOT NULL"]
@@ -501,6 +505,27 @@ class _Postgres(_Sqlite):
         with every write to runs)."""
         self.ddl(bind, "LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
 
+    def check_one_transaction(self, bind: sa.Connection, runs: int) -> None:
+        """Refuse a move PostgreSQL's lock table cannot hold in one transaction.
+
+        Each moved run locks its old table, index and TOAST relations until the
+        transaction ends (measured: 8.5 locks a run), and the server's shared
+        lock table holds about max_locks_per_transaction x (max_connections +
+        max_prepared_transactions) locks (64 x 100 by default); past it the
+        upgrade fails with "out of shared memory" after minutes of work.
+        """
+        settings = [int(bind.exec_driver_sql(f"SHOW {name}").scalar()) for name in (
+            "max_locks_per_transaction", "max_connections", "max_prepared_transactions")]
+        capacity = settings[0] * (settings[1] + settings[2])
+        if 4 * runs > capacity:
+            raise RuntimeError(
+                f"revision 0005 would move {runs} runs in one transaction, which needs more "
+                f"locks than this PostgreSQL server holds (max_locks_per_transaction = "
+                f"{settings[0]}); run Alembic with a connection that is not already inside a "
+                "transaction, so the runs are moved in committed batches, or raise "
+                "max_locks_per_transaction for the upgrade"
+            )
+
     def old_columns(self, bind: sa.Connection, tables: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         for table, column, sql_type in bind.execute(sa.text(
@@ -550,8 +575,14 @@ class _Postgres(_Sqlite):
                  "AND completed_at IS NOT NULL) THEN " + raise_locked)
 
     def drop_old_functions(self, bind: sa.Connection) -> None:
-        """The old per-run lock's function, once no old table uses it (no CASCADE)."""
-        self.ddl(bind, "DROP FUNCTION IF EXISTS qdataset_reject_write()")
+        """The old per-run lock's function, once no trigger uses it any more (a
+        results table left over without its run keeps it, and its lock)."""
+        used = bind.execute(sa.text(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE p.proname = 'qdataset_reject_write' "
+            "AND p.pronamespace = current_schema()::regnamespace")).scalar()
+        if not used:
+            self.ddl(bind, "DROP FUNCTION IF EXISTS qdataset_reject_write()")
 
     def restore_old_functions(self, bind: sa.Connection) -> None:
         self.ddl(bind, "DROP FUNCTION IF EXISTS qdataset_reject_completed_rows()")
