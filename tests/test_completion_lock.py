@@ -115,6 +115,21 @@ def test_writer_that_missed_the_completion_is_stopped_by_the_database(store_url,
         assert ds.get_data("x")[0].tolist() == [1.0, 2.0]
 
 
+def test_rows_cannot_be_moved_into_a_completed_run(store, done, xy_specs):
+    """The lock checks both sides of an UPDATE: an open run's rows may not be moved
+    into a completed run (which would change the completed run's results)."""
+    open_ds = DataSet("open", xy_specs, [[7.0], [8.0]], store=store)
+    table, pk = _where(store, done.id)
+    open_table, open_pk = _where(store, open_ds.id)
+    assert table == open_table
+    before = snapshot(done)
+    with pytest.raises(sa.exc.DBAPIError, match="completed"), store.engine.begin() as conn:
+        conn.exec_driver_sql(f'UPDATE "{table}" SET "_qd_run" = {pk}, "_qd_index" = 99 '
+                             f'WHERE "_qd_run" = {open_pk}')
+    assert snapshot(done) == before
+    assert open_ds.get_data("x")[0].tolist() == [7.0]
+
+
 def test_completed_run_metadata_writable_everywhere(store, done):
     done.add_metadata("note", "after")
     with qdataset.connect(store.url) as other:

@@ -275,6 +275,12 @@ def test_migration_0002_upgrades_from_0001_and_downgrades(sqlite_url):
     exp.save()
     store.close()
     assert "experiments" in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    # A store holding runs cannot go back past 0005 (shared results tables are not
+    # split again); 0002's downgrade is checked on a store at head without runs.
+    empty_url = sqlite_url.replace("lab.db", "empty.db")
+    qdataset.connect(empty_url).close()
+    engine = create_engine(empty_url)
     run(command.downgrade, "0001")
     names = sa.inspect(engine).get_table_names()
     assert not {"experiments", "analysis_results", "experiment_figures"} & set(names)

@@ -461,12 +461,15 @@ class _Sqlite:
         return f"DROP TRIGGER IF EXISTS {self.quote(trigger)}"
 
     def lock_statements(self, table: str) -> list[str]:
-        rows = {"insert": "NEW", "update": "OLD", "delete": "OLD"}
+        # An UPDATE is checked on both sides: it may not change a completed run's
+        # rows, nor move rows into one.
+        rows = {"insert": ["NEW"], "update": ["OLD", "NEW"], "delete": ["OLD"]}
         return [
             f"CREATE TRIGGER {self.quote(f'{table}_lock_{event}')} BEFORE {event.upper()} "
-            f"ON {self.quote(table)} WHEN (SELECT completed_at FROM runs WHERE pk = "
-            f'{rows[event]}."{_RUN}") IS NOT NULL BEGIN '
-            f"SELECT RAISE(ABORT, '{_LOCK_MESSAGE}'); END"
+            f"ON {self.quote(table)} WHEN "
+            + " OR ".join(f'(SELECT completed_at FROM runs WHERE pk = {row}."{_RUN}") '
+                          "IS NOT NULL" for row in rows[event])
+            + f" BEGIN SELECT RAISE(ABORT, '{_LOCK_MESSAGE}'); END"
             for event in self.events
         ]
 
@@ -547,10 +550,12 @@ class _Postgres(_Sqlite):
         return f"DROP TRIGGER IF EXISTS {self.quote(trigger)} ON {self.quote(table)}"
 
     def lock_statements(self, table: str) -> list[str]:
-        rows = {"insert": "NEW", "update": "OLD", "delete": "OLD"}
+        tables = {"insert": "NEW TABLE AS qd_changed",
+                  "update": "OLD TABLE AS qd_changed NEW TABLE AS qd_new",
+                  "delete": "OLD TABLE AS qd_changed"}
         statements = [
             f"CREATE TRIGGER {self.quote(f'{table}_lock_{event}')} AFTER {event.upper()} "
-            f"ON {self.quote(table)} REFERENCING {rows[event]} TABLE AS qd_changed "
+            f"ON {self.quote(table)} REFERENCING {tables[event]} "
             "FOR EACH STATEMENT EXECUTE FUNCTION qdataset_reject_completed_rows()"
             for event in ("insert", "update", "delete")
         ]
@@ -564,11 +569,18 @@ class _Postgres(_Sqlite):
         raise_locked = (f"RAISE EXCEPTION '{_LOCK_MESSAGE}' "
                         f"USING ERRCODE = '{_LOCK_SQLSTATE}'; END IF; RETURN NULL; END $$ "
                         "LANGUAGE plpgsql")
+        raise_only = (f"RAISE EXCEPTION '{_LOCK_MESSAGE}' "
+                      f"USING ERRCODE = '{_LOCK_SQLSTATE}'; END IF;")
+        # The UPDATE trigger also names the new rows (qd_new): its second check
+        # is only ever planned there (PL/pgSQL plans a statement when it first runs).
         self.ddl(bind,
                  "CREATE OR REPLACE FUNCTION qdataset_reject_completed_rows() RETURNS trigger "
                  "AS $$ BEGIN IF EXISTS (SELECT 1 FROM qd_changed c JOIN runs r "
                  f'ON r.pk = c."{_RUN}" WHERE r.completed_at IS NOT NULL) THEN '
-                 + raise_locked)
+                 + raise_only + " IF TG_OP = 'UPDATE' THEN "
+                 "IF EXISTS (SELECT 1 FROM qd_new c JOIN runs r "
+                 f'ON r.pk = c."{_RUN}" WHERE r.completed_at IS NOT NULL) THEN '
+                 + raise_only + " END IF; RETURN NULL; END $$ LANGUAGE plpgsql")
         self.ddl(bind,
                  "CREATE OR REPLACE FUNCTION qdataset_reject_truncate() RETURNS trigger "
                  "AS $$ BEGIN IF EXISTS (SELECT 1 FROM runs WHERE results_table = TG_TABLE_NAME "

@@ -74,6 +74,9 @@ def _upgrade(engine: sa.Engine, target: str) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as connection:
+    # A connection outside any transaction: Alembic then runs each revision in a
+    # transaction of its own, and a revision that moves data (0005) can commit it
+    # in batches, so a big store is not one giant transaction.
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, target)

@@ -71,11 +71,15 @@ class PostgresDialect(Dialect):
 
     def lock_statements(self, table: str) -> list[str]:
         quoted = self.quote(table)
+        # The UPDATE trigger names the new rows too: an update may not move rows
+        # into a completed run either.
         statements = [
             f"CREATE TRIGGER {self.quote(f'{table}_lock_{op.lower()}')} AFTER {op} ON {quoted} "
-            f"REFERENCING {which} TABLE AS qd_changed FOR EACH STATEMENT "
+            f"REFERENCING {tables} FOR EACH STATEMENT "
             "EXECUTE FUNCTION qdataset_reject_completed_rows()"
-            for op, which in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
+            for op, tables in (("INSERT", "NEW TABLE AS qd_changed"),
+                               ("UPDATE", "OLD TABLE AS qd_changed NEW TABLE AS qd_new"),
+                               ("DELETE", "OLD TABLE AS qd_changed"))
         ]
         statements.append(
             f"CREATE TRIGGER {self.quote(f'{table}_lock_truncate')} BEFORE TRUNCATE ON "

@@ -40,12 +40,15 @@ class SqliteDialect(Dialect):
     def lock_statements(self, table: str) -> list[str]:
         quoted = self.quote(table)
         run = self.quote(RUN_COLUMN)
+        # An UPDATE is checked on both sides: it may not change a completed run's rows,
+        # nor move rows into one.
         return [
-            f"CREATE TRIGGER IF NOT EXISTS {self.quote(f'{table}_lock_{op.lower()}')} "
-            f"BEFORE {op} ON {quoted} "
-            f"WHEN (SELECT completed_at FROM runs WHERE pk = {row}.{run}) IS NOT NULL "
-            f"BEGIN SELECT RAISE(ABORT, '{LOCK_MESSAGE}'); END"
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
+            f"CREATE TRIGGER {self.quote(f'{table}_lock_{op.lower()}')} "
+            f"BEFORE {op} ON {quoted} WHEN "
+            + " OR ".join(f"(SELECT completed_at FROM runs WHERE pk = {row}.{run}) IS NOT NULL"
+                          for row in rows)
+            + f" BEGIN SELECT RAISE(ABORT, '{LOCK_MESSAGE}'); END"
+            for op, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"]))
         ]
 
     def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
