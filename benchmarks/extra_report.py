@@ -27,6 +27,7 @@ def _populated(row: dict[str, Any]) -> str:
         return "ERROR"
     how = "cached" if row["added_now"] == 0 else f"+{row['added_now']:,} now"
     short = "" if row["complete"] else f", SHORT of {row['count']:,}"
+    short += ", a run FAILED" if row.get("failure") else ""
     return f"{how} ({row['populate_s']:.0f} s in all{short})"
 
 

@@ -79,7 +79,7 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
         mine = [r for r in data["runs"] if r["store"] == i]
         ok = [r for r in mine if "error" not in r]
         row: dict[str, Any] = {k: store[k] for k in ("engine", "names", "count", "runs",
-                                                    "complete", "error")}
+                                                    "complete", "error", "failure")}
         row["errors"] = [r["error"] for r in mine if "error" in r]
         row["populate_s"], row["added_now"] = store["populate_s"], store["added_now"]
         if ok:
@@ -130,8 +130,9 @@ def _goal(name: str, row: dict[str, Any], base: dict[str, Any], key: str,
               f"(limit {limit}x; medians of {row['probes']} probes)")
     if row["complete"]:
         return Goal(name, "MET" if ratio <= limit else "NOT MET", detail)
-    short = (f"; populating stopped at {at:,} of {row['count']:,} runs "
-             "(--populate-budget; the next run resumes it)")
+    why = (f"a run failed: {row['failure']}" if row.get("failure")
+           else "--populate-budget; the next run resumes it")
+    short = f"; populating stopped at {at:,} of {row['count']:,} runs ({why})"
     if ratio > limit:  # over the limit already with fewer runs: more cannot be faster
         return Goal(name, "NOT MET", detail + short)
     return Goal(name, "NOT MEASURED", detail + short)
@@ -142,16 +143,17 @@ ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 def goals(rows: list[dict[str, Any]], engines: list[str], quick: bool,
           big: bool) -> list[Goal]:
-    """The three store-size rows of the issue's table, per engine."""
+    """The three store-size rows of the issue's table, per engine, in the issue's order."""
     target = QUICK if quick else FULL
-    size = f"{QUICK} (--quick; the goal is at {FULL:,})" if quick else f"{FULL:,}"
+    vs = (f"{QUICK:,} runs vs {SMALL} (--quick; the goal is at {FULL:,})" if quick
+          else f"{FULL:,} runs vs {SMALL}")
     out: list[Goal] = []
     for engine in engines:
         label, base = ENGINE_NAMES[engine], _find(rows, engine, "same", SMALL)
-        out.append(_goal(f"create a run, {size} runs in the store vs {SMALL}, same layouts, "
-                         f"{label}: <= 1.5x", _find(rows, engine, "same", target), base,
-                         "create", CREATE_LIMIT["same"]))
-        name = f"create a run, {BIG:,} runs in the store vs {SMALL}, same layouts, {label}: <= 1.5x"
+        out.append(_goal(f"create a run in a store of {vs}, same layouts, {label}: <= 1.5x",
+                         _find(rows, engine, "same", target), base, "create",
+                         CREATE_LIMIT["same"]))
+        name = f"create a run in a store of {BIG:,} runs vs {SMALL}, same layouts, {label}: <= 1.5x"
         if big and not quick:
             out.append(_goal(name, _find(rows, engine, "same", BIG), base, "create",
                              CREATE_LIMIT["same"]))
@@ -159,12 +161,11 @@ def goals(rows: list[dict[str, Any]], engines: list[str], quick: bool,
             out.append(Goal(name, "NOT MEASURED", "opt-in: pass --big (populating 100,000 runs "
                                                   "takes long; see benchmarks/README.md)"))
     for engine in engines:
-        out.append(_goal(f"create a run, {size} runs with parameter names of their own vs "
-                         f"{SMALL}, {ENGINE_NAMES[engine]}: <= 3x",
-                         _find(rows, engine, "own", target), _find(rows, engine, "own", SMALL),
-                         "create", CREATE_LIMIT["own"]))
+        out.append(_goal(f"create a run in a store of {vs}, parameter names of each run's own, "
+                         f"{ENGINE_NAMES[engine]}: <= 3x", _find(rows, engine, "own", target),
+                         _find(rows, engine, "own", SMALL), "create", CREATE_LIMIT["own"]))
     for engine in engines:
-        out.append(_goal(f"connect() + read one run in a new process, {size} runs vs {SMALL}, "
+        out.append(_goal(f"connect() + read one run in a new process, store of {vs}, "
                          f"{ENGINE_NAMES[engine]}: <= 1.5x", _find(rows, engine, "same", target),
                          _find(rows, engine, "same", SMALL), "read", READ_LIMIT))
     return out

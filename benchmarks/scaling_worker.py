@@ -8,8 +8,9 @@ Modes (each prints one ``BENCH_RESULT {json}`` line, like ``worker.py``):
     tqdm progress bar on stderr. NAMES is ``same`` (three layouts in
     rotation) or ``own`` (run i names its parameters ``p<i>_a``, ``p<i>_b``,
     ...). Resumes a store an earlier call left short; stops after S seconds.
-    Reports how many runs the store holds and the ids of the first, middle
-    and last run.
+    Reports how many runs the store holds, the ids of the first, middle and
+    last run, and ``failure`` if a run could not be written (populating stops
+    there; the runs before it are kept).
 ``probe URL NAMES RUN_ID``
     the measurement, against a populated store: timed ``connect`` +
     ``read_dataset(RUN_ID)`` + ``get_data`` of every parameter (imports before
@@ -24,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from typing import Any
 
 import numpy as np
@@ -84,12 +86,17 @@ def populate(url: str, count: int, names: str, budget_s: float,
     bar = tqdm(total=count, initial=start, desc=f"populate {count:,} runs ({names} names)",
                unit="run", file=sys.stderr, mininterval=2.0, smoothing=0.05,
                position=position, leave=True)
-    for i in range(start, count):
-        if time.perf_counter() - t0 > budget_s:
-            break
-        small_run(store, i, names)
-        done = i + 1
-        bar.update(1)
+    failure = None
+    try:
+        for i in range(start, count):
+            if time.perf_counter() - t0 > budget_s:
+                break
+            small_run(store, i, names)
+            done = i + 1
+            bar.update(1)
+    except Exception as exc:  # noqa: BLE001 - reported; the runs written so far stay usable
+        traceback.print_exc()
+        failure = f"run {done}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
     bar.close()
     seconds = time.perf_counter() - t0
     ids = {}
@@ -98,7 +105,8 @@ def populate(url: str, count: int, names: str, budget_s: float,
         if found:
             ids[label] = found[0].id
     store.close()
-    return {"seconds": seconds, "runs": done, "added": done - start, "ids": ids}
+    return {"seconds": seconds, "runs": done, "added": done - start, "ids": ids,
+            "failure": failure}
 
 
 def probe(url: str, names: str, run_id: str) -> dict[str, Any]:

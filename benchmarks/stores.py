@@ -90,7 +90,8 @@ class Populated:
     populate_s: float = 0.0  # populating time, all sessions together
     added_now: int = 0  # runs this benchmark run added
     now_s: float = 0.0  # populating time in this benchmark run
-    error: str | None = None
+    error: str | None = None  # the populate worker failed: nothing to probe
+    failure: str | None = None  # populating stopped at a run that failed; the rest is usable
 
     @property
     def complete(self) -> bool:
@@ -105,7 +106,8 @@ class Populated:
                f"populated {self.added_now:,} runs in {self.now_s:.0f} s "
                f"({self.populate_s:.0f} s in all)")
         short = "" if self.complete else f", SHORT: {self.runs:,} of {self.count:,} runs"
-        return f"{self.engine} {self.count:,} runs ({self.names} names): {how}{short}"
+        failed = f"; populating FAILED at {self.failure}" if self.failure else ""
+        return f"{self.engine} {self.count:,} runs ({self.names} names): {how}{short}{failed}"
 
 
 class StoreCache:
@@ -169,6 +171,7 @@ class StoreCache:
             store.error = result["error"].strip().splitlines()[-1][:200]
             return store
         store.runs, store.ids = result["runs"], result["ids"]
+        store.failure = result.get("failure")
         store.added_now, store.now_s = result["added"], result["seconds"]
         store.populate_s += result["seconds"] if result["added"] else 0.0
         manifest.write_text(json.dumps({
@@ -197,7 +200,8 @@ class StoreCache:
         stdout = b"".join(out).decode(errors="replace")
         data = _last_marker_json(stdout) if proc.returncode == 0 else None
         if data is None:
-            text = tail.decode(errors="replace").replace("\r", "\n")
+            lines = tail.decode(errors="replace").replace("\r", "\n").splitlines()
+            text = "\n".join(line for line in lines if "run/s]" not in line)  # not the bar
             return {"error": f"populate exit {proc.returncode}: {_tail(text or stdout)}"}
         return data
 
