@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     add = parser.add_argument
     add("--quick", action="store_true",
         help="a tenth of the sizes and one repeat (unless --repeats is given); store size "
-             "300 runs vs 10 with 2 probes; live 20,000 rows once")
+             "100 runs vs 10 with 2 probes; live 20,000 rows once")
     add("--repeats", type=int, default=None, help="runs per case and implementation (3)")
     add("--only", default=",".join(CASES + PARTS),
         help="what to run, e.g. A,B or SCALE,LIVE (default: all of A,B,C,D,SCALE,LIVE)")

@@ -153,7 +153,7 @@ def print_goals(results: Results) -> None:
     print("== goals: issue 12's table, measured in this run (qdataset; 'raw' is raw sqlite3) ==")
     print(f"  {load_line(results.load)}")
     if cfg["quick"]:
-        print("  (--quick sizes: fixed costs weigh more, store size is 300 runs vs 10; "
+        print("  (--quick sizes: fixed costs weigh more, store size is 100 runs vs 10; "
               "judge the goals on a full run)")
     group = None
     for goal in results.goals:

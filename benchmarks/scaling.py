@@ -21,13 +21,13 @@ from benchmarks.summary import Goal
 SMALL = 10
 FULL = 10_000
 BIG = 100_000
-QUICK = 300
+QUICK = 100
 CREATE_LIMIT = {"same": 1.5, "own": 3.0}
 READ_LIMIT = 1.5
 
 
 def sizes(quick: bool, big: bool, names: str) -> tuple[int, ...]:
-    """Store sizes to measure: 10 and 10,000 (quick: 300); 100,000 with --big (same names)."""
+    """Store sizes to measure: 10 and 10,000 (quick: 100); 100,000 with --big (same names)."""
     if quick:
         return (SMALL, QUICK)
     return (SMALL, FULL, BIG) if big and names == "same" else (SMALL, FULL)
