@@ -47,6 +47,13 @@ _delivery = threading.local()
 #: cost a busy writer 10-25% of its speed, every 100 ms about 5%.
 MIN_FLUSH_DELAY = 0.1
 
+#: A callback that keeps raising is logged on its first error, then at most once
+#: per this many seconds (each report counts the errors not logged since the last).
+ERROR_LOG_INTERVAL = 60.0
+
+#: The clock of that throttle (a module attribute, so tests can move time on).
+error_clock = time.monotonic
+
 
 def in_callback() -> bool:
     """True on a subscription's delivery thread (inside a callback)."""
@@ -87,6 +94,9 @@ class Subscription:
         self._thread = threading.Thread(target=self._deliver_loop,
                                         name=f"qdataset-{self.id}", daemon=True)
         self._owner: Notifier | None = None
+        # Callback errors: when the last one was logged, and how many were not since.
+        self._error_logged_at: float | None = None
+        self._errors_unlogged = 0
 
     @property
     def finished(self) -> bool:
@@ -132,20 +142,47 @@ class Subscription:
                 while self._job is None and self.active:
                     self._wake.wait()
                 if self._job is None:
+                    self._report_unlogged()  # unsubscribed or closed
                     return
                 length, final = self._job
                 self._job = None
             try:
                 self.callback(self.dataset, length, self.state)
             except Exception:
-                log.exception("qdataset: subscription %s callback raised (length %d)",
-                              self.id, length)
+                self._callback_failed(length, final)
             notifier = self._owner
             if notifier is not None:
                 notifier.delivered(self)
             if final:
+                self._report_unlogged()
                 self._finished.set()
                 return
+
+    def _callback_failed(self, length: int, final: bool) -> None:
+        """Log a callback's error: the first one, then at most once per
+        ERROR_LOG_INTERVAL, counting the ones in between (called in the except block)."""
+        now = error_clock()
+        last = self._error_logged_at
+        if last is not None and now - last < ERROR_LOG_INTERVAL and not final:
+            self._errors_unlogged += 1
+            return
+        unlogged, self._errors_unlogged = self._errors_unlogged, 0
+        self._error_logged_at = now
+        if last is None:
+            log.exception("qdataset: subscription %s callback raised (length %d); further "
+                          "errors of this callback are logged at most once every %.0f s",
+                          self.id, length, ERROR_LOG_INTERVAL)
+        else:
+            log.exception("qdataset: subscription %s callback raised again (length %d); "
+                          "%d more errors since the last report were not logged",
+                          self.id, length, unlogged)
+
+    def _report_unlogged(self) -> None:
+        """When calls end: count the errors the throttle held back, if any."""
+        if self._errors_unlogged:
+            log.error("qdataset: subscription %s ended; its callback raised %d more errors "
+                      "that were not logged one by one", self.id, self._errors_unlogged)
+            self._errors_unlogged = 0
 
     # -- lifetime (driven by the notifier) -------------------------------------------------
     def start(self, notifier: Notifier) -> None:

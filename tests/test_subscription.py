@@ -532,3 +532,75 @@ def test_cursor_read_in_a_callback_does_not_force_a_flush(store_url):
         ds.mark_completed()
     finally:
         store.close()
+
+
+def test_a_callback_that_keeps_raising_is_logged_once_a_minute(ds, caplog, monkeypatch):
+    """First error: logged with traceback and subscription id; then at most one
+    report per minute (a fake clock moves time on), each counting what it held back."""
+    import qdataset.subscription as subscription
+
+    now = [1000.0]
+    monkeypatch.setattr(subscription, "error_clock", lambda: now[0])
+    calls: list[int] = []
+
+    def broken(dataset, length, state):
+        calls.append(length)
+        raise RuntimeError("plot window closed")
+
+    def call_once() -> None:
+        expected = len(calls) + 1
+        ds.add_result(x=float(expected))
+        ds.flush()
+        assert wait_for(lambda: len(calls) == expected and not sub.busy)
+
+    def reports() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if sub.id in r.getMessage()]
+
+    with caplog.at_level(logging.ERROR, logger="qdataset"):
+        sub = ds.subscribe(broken, min_wait=0)
+        for _ in range(30):
+            call_once()
+        (first,) = reports()
+        assert first.exc_info is not None and first.exc_info[0] is RuntimeError
+        assert "raised" in first.getMessage()
+        now[0] += 59.0  # still within the minute
+        for _ in range(10):
+            call_once()
+        assert len(reports()) == 1
+        now[0] += 2.0  # a minute and a second after the first report
+        call_once()
+        first, second = reports()
+        assert second.exc_info is not None
+        assert "39 more errors" in second.getMessage()  # calls 2..40 were held back
+        for _ in range(5):
+            call_once()
+        assert len(reports()) == 2
+        ds.mark_completed()
+        assert sub.wait_finished(10)
+    *_, last = reports()
+    assert len(reports()) == 3  # the final call is always reported, with the count
+    assert "5 more errors" in last.getMessage()
+    assert len(calls) == 47
+
+
+def test_held_back_callback_errors_are_counted_on_unsubscribe(ds, caplog, monkeypatch):
+    import qdataset.subscription as subscription
+
+    monkeypatch.setattr(subscription, "error_clock", lambda: 5.0)  # time stands still
+    calls: list[int] = []
+
+    def broken(dataset, length, state):
+        calls.append(length)
+        raise ValueError("bad fit")
+
+    with caplog.at_level(logging.ERROR, logger="qdataset"):
+        sub = ds.subscribe(broken, min_wait=0)
+        for i in range(4):
+            ds.add_result(x=float(i))
+            ds.flush()
+            assert wait_for(lambda i=i: len(calls) == i + 1 and not sub.busy)
+        ds.unsubscribe(sub)
+        assert wait_for(lambda: len([r for r in caplog.records if sub.id in r.getMessage()])
+                        == 2)
+    messages = [r.getMessage() for r in caplog.records if sub.id in r.getMessage()]
+    assert "3 more errors" in messages[1]
