@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = commands.add_parser("runs", help="list the runs in a store, newest first")
     runs.add_argument("--url", help="store URL (default: the default store)")
     runs.add_argument("--name", help="only runs with this name")
+    runs.add_argument("--state", choices=("running", "completed", "failed"),
+                      help="only runs in this state (failed: the measurement raised)")
+    runs.add_argument("--json", action="store_true",
+                      help="one JSON object per run and line, for scripts")
     runs.set_defaults(func=_runs)
 
     copy = commands.add_parser(
@@ -37,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except QDatasetError as exc:  # a message that says what to do, without a traceback
-        print(f"qdataset {args.command}: {exc}", file=sys.stderr)
+    except (QDatasetError, OSError) as exc:  # what to do, in one line, without a traceback
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"qdataset {args.command}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -59,10 +64,26 @@ def _demo(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from .store import connect
 
-    with connect(args.url) as store:
-        for run in store.runs(name=args.name):
-            state = "completed" if run.completed else "open"
-            print(f"{run.id}\t{run.length} rows\t{state}\t{run.created:%Y-%m-%d %H:%M:%S}Z")
+    with connect(args.url, create=False) as store:  # listing never creates a store
+        runs = [r for r in store.runs(name=args.name)
+                if args.state is None or r.state == args.state]
+    if args.json:
+        import json
+
+        for run in runs:
+            print(json.dumps({"id": run.id, "name": run.name, "state": run.state,
+                              "rows": run.length, "created": run.created.isoformat(),
+                              "completed": None if run.completed_at is None
+                              else run.completed_at.isoformat()}))
+        return 0
+    if not runs:
+        return 0
+    width = max(len("ID"), *(len(r.id) for r in runs))
+    rows_width = max(len("ROWS"), *(len(str(r.length)) for r in runs))
+    print(f"{'ID':<{width}}  {'ROWS':>{rows_width}}  {'STATE':<9}  CREATED (UTC)")
+    for run in runs:
+        print(f"{run.id:<{width}}  {run.length:>{rows_width}}  {run.state:<9}  "
+              f"{run.created:%Y-%m-%d %H:%M:%S}")
     return 0
 
 
@@ -70,7 +91,9 @@ def _copy(args: argparse.Namespace) -> int:
     from .io import copy_runs
     from .store import connect
 
-    with connect(args.source) as source, connect(args.target) as target:
+    # The source must exist (a typo must not create an empty store and "copy 0 runs");
+    # it is opened first, so a missing source leaves no target behind either.
+    with connect(args.source, create=False) as source, connect(args.target) as target:
         copied, skipped = copy_runs(source, target, args.runs)
     print(f"copied {len(copied)} runs to {args.target}"
           + (f"; {len(skipped)} already there: {', '.join(skipped)}" if skipped else ""))

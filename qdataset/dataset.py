@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,17 +29,24 @@ from .paramspec import ParamSpec, name_of
 from .store import RunHandle, Store, default_store
 from .store.codec import ColumnCodec, number_kinds
 from .store.dialect import RESERVED_PREFIX
+from .store.store import ERROR_TAG
 from .subscription import Notifier, Subscription, in_callback
 from .writebuffer import RowLayout, WriteBuffer
 
 if TYPE_CHECKING:
     from .cursor import Cursor
 
+log = logging.getLogger("qdataset")
+
 #: Longest run name: the id ``YYYYmmdd-HHMMSS-<name>-<8 hex>`` is stored in 255 characters.
 MAX_NAME_LENGTH = 255 - len("YYYYmmdd-HHMMSS--01234567")
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
+
+# ERROR_TAG ("error") is not reserved: qdataset sets it when the block of
+# ``with DataSet(...)`` raises, and users may set it too (e.g. a loop that
+# catches its own failure); either way a run carrying it is listed as failed.
 
 
 class DataSet:
@@ -155,6 +163,7 @@ class DataSet:
     @property
     def completed_at(self) -> float | None:
         """Completion time, unix seconds (None while the run is in progress)."""
+        self._handle.check_readable()
         if self._completed_at is None and not self._writer:
             self._refresh_state()
         return self._completed_at
@@ -163,6 +172,7 @@ class DataSet:
     def length(self) -> int:
         """Number of results, including those not yet flushed by this process."""
         if self._writer:
+            self._handle.check_readable()
             return self._buffer.length
         return self._refresh_state()
 
@@ -176,6 +186,7 @@ class DataSet:
         completes the run itself; were the run completed elsewhere, its next flush
         would raise CompletedError and say so), so callbacks can ask on every call
         at no cost to the measurement; a view asks the database."""
+        self._handle.check_readable()
         if not self._buffer.completed and not self._writer:
             self._refresh_state()
         return self._buffer.completed
@@ -206,6 +217,7 @@ class DataSet:
     # -- parameters ------------------------------------------------------------------
     def get_parameters(self) -> list[ParamSpec]:
         """The ParamSpecs of this run, in the order they were added."""
+        self._handle.check_readable()
         return list(self._specs)
 
     def add_parameter(self, spec: ParamSpec) -> None:
@@ -510,6 +522,7 @@ class DataSet:
         """A cursor at ``position`` (default: the current end) to read what is new."""
         from .cursor import Cursor
 
+        self._handle.check_readable()
         if self._writer:
             self._buffer.keep_recent()
         return Cursor(self, self.length if position is None else position,
@@ -524,6 +537,7 @@ class DataSet:
         add database transactions to the measurement loop.  The writer's
         freshly flushed rows come from its decoded window, not the database.
         """
+        self._handle.check_readable()  # the decoded window below is no excuse after close
         codecs = [self._codec(n) for n in names]
         if self._writer and not in_callback():
             self.flush()
@@ -543,8 +557,30 @@ class DataSet:
     def __enter__(self) -> DataSet:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.mark_completed()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: Any) -> None:
+        """Complete the run.  If the block raised, the writer first records
+        ``{"type": ..., "message": ...}`` under the metadata tag "error" (so the
+        run is listed as failed) and the exception propagates unchanged: a
+        problem recording or completing is logged and noted on it, never raised
+        in its place."""
+        if exc is None:
+            self.mark_completed()
+            return
+        problems = []
+        if self._writer:  # a view's block failing says nothing about the measurement
+            try:
+                self.add_metadata(ERROR_TAG, _error_record(exc))
+            except Exception as failure:  # noqa: BLE001 - the user's error comes first
+                problems.append(f"recording the error failed: {failure}")
+        try:
+            self.mark_completed()
+        except Exception as failure:  # noqa: BLE001
+            problems.append(f"completing the run failed: {failure}")
+        for problem in problems:
+            log.warning("qdataset: run %s ended by %s; %s", self.id, type(exc).__name__,
+                        problem)
+            exc.add_note(f"qdataset: run {self.id!r}: {problem}")
 
     # -- helpers ----------------------------------------------------------------------
     def _codec(self, name: str) -> ColumnCodec:
@@ -575,6 +611,15 @@ class DataSet:
             f"run {self.id!r} is completed, so its results and parameters are read-only; "
             "create a new DataSet for new data (metadata can still be added)"
         )
+
+
+def _error_record(exc: BaseException) -> dict[str, str]:
+    """What the "error" tag holds: the exception's type (module-qualified unless
+    built in) and message."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__}.{kind.__qualname__}"
+    return {"type": name, "message": str(exc)}
 
 
 def make_run_id(name: str, created: float) -> str:

@@ -89,6 +89,8 @@ def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -
     be left out when the file holds exactly one run.  From a database file the
     DataSet stays bound to the file's store (a live view); a netCDF file is
     imported into the default store (once: reading it again gives that run).
+    Reading never creates a database: a missing file, or one that holds no
+    qdataset store, is a StoreError.
 
     >>> ds = read_dataset("backup.db", "20261122-184312-sweep-1a2b3c4d")
     """
@@ -104,10 +106,7 @@ def read_dataset(source: Store | str | os.PathLike, run_id: str | None = None) -
                                    f"not {run_id!r}")
         return dataset
     if store is None:
-        path = _sqlite_target(source)
-        if not path.exists():
-            raise FormatError(f"{path} does not exist; give the path of a qdataset database")
-        store = connect(path)
+        store = connect(_sqlite_target(source), create=False)
     if run_id is None:
         runs = store.runs()
         if len(runs) != 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -50,8 +51,9 @@ def test_demo_and_runs(tmp_path):
 
     listed = _run("runs", "--url", url, tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    (line,) = listed.stdout.splitlines()
-    assert run_id in line and "25 rows" in line and "completed" in line
+    header, line = listed.stdout.splitlines()
+    assert header.split() == ["ID", "ROWS", "STATE", "CREATED", "(UTC)"]
+    assert line.split()[:3] == [run_id, "25", "completed"]
     assert _run("runs", "--url", url, "--name", "other", tmp_path=tmp_path).stdout == ""
 
 
@@ -60,7 +62,7 @@ def test_demo_on_the_default_store(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "env.db").exists()
     listed = _run("runs", tmp_path=tmp_path)
-    assert "4 rows" in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[1:3] == ["4", "completed"]
 
 
 def test_demo_rejects_bad_points(tmp_path):
@@ -68,3 +70,98 @@ def test_demo_rejects_bad_points(tmp_path):
                tmp_path=tmp_path)
     assert out.returncode != 0
     assert "points" in out.stderr
+
+
+# -- issue 13: reading never creates; errors are one line on stderr, exit code 2 ---------------
+
+
+def _one_line_error(out: subprocess.CompletedProcess, command: str) -> str:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stdout == ""
+    (line,) = out.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"qdataset {command}: ")
+    assert "Traceback" not in out.stderr
+    return line
+
+
+def test_runs_on_a_missing_store_fails_and_creates_nothing(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "qdataset", "runs", "--url", "sqlite:///typo.db"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    line = _one_line_error(out, "runs")
+    assert str(tmp_path / "typo.db") in line and "does not exist" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_on_the_default_store_does_not_create_it(tmp_path):
+    line = _one_line_error(_run("runs", tmp_path=tmp_path), "runs")
+    assert "env.db" in line
+    assert not (tmp_path / "env.db").exists()
+
+
+def test_copy_from_a_missing_source_fails_and_creates_no_target(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "qdataset", "copy", "nothere.db", "x.db"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    line = _one_line_error(out, "copy")
+    assert "nothere.db" in line
+    assert list(tmp_path.iterdir()) == []  # neither x.db nor nothere.db
+
+
+def test_copy_still_creates_its_target(tmp_path):
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+    with qdataset.connect(source) as store:
+        run_id = qdataset.DataSet("r", [qdataset.ParamSpec("x", np.float64)],
+                                  [[1.0, 2.0]], store=store).id
+    out = _run("copy", str(source), str(target), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "copied 1 runs" in out.stdout
+    with qdataset.connect(target, create=False) as copied:
+        assert [r.id for r in copied.runs()] == [run_id]
+
+
+def test_unreachable_server_is_one_line_without_the_password(tmp_path):
+    url = "postgresql+psycopg://qd:s3cret-pw@127.0.0.1:9/nowhere"
+    for args in (("runs", "--url", url), ("copy", url, str(tmp_path / "x.db"))):
+        line = _one_line_error(_run(*args, tmp_path=tmp_path), args[0])
+        assert "s3cret-pw" not in line and "reachable" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_malformed_url_is_one_line_without_the_password(tmp_path):
+    line = _one_line_error(_run("runs", "--url", "postgresql://qd:s3cret-pw@host:port/db",
+                                tmp_path=tmp_path), "runs")
+    assert "s3cret-pw" not in line and "not a database URL" in line
+
+
+def test_runs_shows_failed_runs_with_state_filter_and_json(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    spec = [qdataset.ParamSpec("x", np.float64)]
+    with qdataset.connect(url) as store:
+        with qdataset.DataSet("good", spec, store=store) as good:
+            good.add_result(x=1.0)
+        try:
+            with qdataset.DataSet("bad", spec, store=store) as bad:
+                bad.add_result(x=1.0)
+                bad.add_result(x=2.0)
+                raise RuntimeError("lock-in overloaded")
+        except RuntimeError:
+            pass
+        running = qdataset.DataSet("open", spec, store=store)
+    listed = _run("runs", "--url", url, tmp_path=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "ROWS", "STATE"]
+    states = {line.split()[0]: line.split()[2] for line in lines[1:]}
+    assert states == {good.id: "completed", bad.id: "failed", running.id: "running"}
+    assert len({line.index(line.split()[2]) for line in lines}) == 1  # columns line up
+
+    failed = _run("runs", "--url", url, "--state", "failed", tmp_path=tmp_path)
+    assert [line.split()[0] for line in failed.stdout.splitlines()[1:]] == [bad.id]
+
+    as_json = _run("runs", "--url", url, "--json", tmp_path=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    records = {r["id"]: r for r in map(json.loads, as_json.stdout.splitlines())}
+    assert records[bad.id]["state"] == "failed" and records[bad.id]["rows"] == 2
+    assert records[running.id]["completed"] is None
+    assert set(records) == {good.id, bad.id, running.id}

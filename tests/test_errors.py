@@ -29,12 +29,14 @@ def test_closed_store_refuses_results_before_buffering_them(store_url):
         ds.add_result(x=2.0)
     with pytest.raises(StoreClosedError):
         ds.add_results({"x": np.arange(3.0)})
-    assert ds.length == 1  # nothing was counted, so nothing can be silently dropped
+    with pytest.raises(StoreClosedError):  # reads are refused too (issue 13)
+        _ = ds.length
     with pytest.raises(StoreClosedError):
         store.runs()
     with pytest.raises(StoreClosedError):
         store.read_dataset(ds.id)
     with qdataset.connect(store_url) as again:  # what was accepted before close is stored
+        # nothing of the refused calls was counted, so nothing can be silently dropped
         assert again.read_dataset(ds.id).get_data("x")[0].tolist() == [1.0]
 
 

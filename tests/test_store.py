@@ -323,8 +323,9 @@ def test_file_format_errors(store, tmp_path):
     ds = DataSet("f", store=store)
     with pytest.raises(FormatError):
         write_dataset(ds, tmp_path / "x.unknownformat")
-    with pytest.raises(FormatError):
+    with pytest.raises(StoreError, match="does not exist"):  # reading never creates
         read_dataset(tmp_path / "missing.db", ds.id)
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_write_to_a_store_object(store, tmp_path, xy_specs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -44,8 +45,12 @@ def redact_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine for ``url`` with qdataset's per-dialect connection settings."""
+def create_engine(url: str, create: bool = True) -> sa.Engine:
+    """An engine for ``url`` with qdataset's per-dialect connection settings.
+
+    With ``create`` false an SQLite store must already exist: a missing file is
+    a StoreError, and neither the file nor its folder is made.
+    """
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a non-numeric port
@@ -53,7 +58,7 @@ def create_engine(url: str) -> sa.Engine:
             f"{redact_password(url)!r} is not a database URL; use e.g. sqlite:///lab.db"
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, create)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except sa.exc.NoSuchModuleError as exc:
@@ -68,6 +73,37 @@ def create_engine(url: str) -> sa.Engine:
         ) from exc
 
 
+def check_sqlite_store(path: Path) -> None:
+    """Raise StoreError unless ``path`` is an SQLite file holding a qdataset store.
+
+    Looks without changing anything: the file is opened read-only and only its
+    catalogue is read (an engine would switch a foreign file to WAL mode)."""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise StoreError(
+            f"no qdataset store at {str(path.absolute())!r}: the file {what}; check the path "
+            "(reading never creates a store; connect(url) without create=False makes one)"
+        )
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro",
+                                                uri=True, timeout=BUSY_TIMEOUT_S)) as conn:
+            names = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{str(path)!r} cannot be read as an SQLite database ({exc}); "
+            "give the path of a qdataset store"
+        ) from None
+    if "alembic_version" not in names or "runs" not in names:
+        what = "an empty file" if not names else "an SQLite database without qdataset's tables"
+        raise StoreError(
+            f"no qdataset store at {str(path.absolute())!r}: it is {what}; check the path "
+            "(reading never creates a store; connect(url) without create=False makes one)"
+        )
+
+
 def sqlite_path(engine: sa.Engine) -> Path | None:
     """The database file of an SQLite engine (None for other engines)."""
     if engine.dialect.name != "sqlite" or not engine.url.database:
@@ -75,14 +111,17 @@ def sqlite_path(engine: sa.Engine) -> Path | None:
     return Path(engine.url.database)
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, create: bool = True) -> sa.Engine:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         raise StoreError(
             "in-memory SQLite is not supported (each connection would see another "
             "database); use a file, e.g. connect('sqlite:///' + str(tmp_path / 'lab.db'))"
         )
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        check_sqlite_store(Path(database).expanduser())
     engine = sa.create_engine(
         url,
         connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},

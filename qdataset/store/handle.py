@@ -9,7 +9,7 @@ out in tables.  Every method raises qdataset errors only (see ``boundary.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,13 @@ class RunHandle:
     >>> for chunk in handle.read_columns(["x"], 0, length): ...
     """
 
-    def __init__(self, storage: RunStorage, row: RunRow, flusher: Flusher) -> None:
+    def __init__(self, storage: RunStorage, row: RunRow, flusher: Flusher,
+                 released: Callable[[], bool] | None = None) -> None:
         self._storage = storage
         self._row = row
         self._flusher = flusher
+        # True once the store has finished closing (default: as soon as it starts).
+        self._released = released or (lambda: flusher.closed)
 
     # -- identity (fixed at creation) ---------------------------------------------------
     @property
@@ -74,13 +77,27 @@ class RunHandle:
                 "Open it again with connect(url) and store.read_dataset(id)"
             )
 
+    def check_readable(self) -> None:
+        """Raise StoreClosedError once the store has been closed.
+
+        Writes are refused from the moment ``store.close()`` starts (check_open);
+        reads until it has finished, so a subscriber told about the last flush
+        during close can still read it."""
+        if self._released():
+            raise StoreClosedError(
+                f"the store holding run {self.id!r} is closed, so the run cannot be read "
+                "through it; open it again with connect(url) and store.read_dataset(id)"
+            )
+
     # -- state -----------------------------------------------------------------------------
     def state(self) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count), in one cheap read."""
+        self.check_readable()
         return self._storage.run_state(self._row.pk, self.id)
 
     def load_specs(self) -> list[ParamSpec]:
         """The run's parameters, in order (and where their values are stored)."""
+        self.check_readable()
         return self._storage.load_specs(self._row.pk, self.id, self._row.columns)
 
     # -- writing ---------------------------------------------------------------------------
@@ -117,18 +134,21 @@ class RunHandle:
         self._storage.set_metadata(self._row, tag, value_json)
 
     def metadata(self) -> dict[str, Any]:
+        self.check_readable()
         return self._storage.get_metadata(self._row.pk, self.id)
 
     # -- reading ---------------------------------------------------------------------------
     def read_columns(self, names: Sequence[str], start: int, stop: int
                      ) -> Iterator[list[Any]]:
         """Chunks (lists of per-column lists) of rows ``start <= index < stop``."""
+        self.check_readable()
         return self._storage.read_columns(self._row, names, start, stop)
 
     def read_arrays(self, names: Sequence[str], codecs: Sequence[ColumnCodec], start: int,
                     stop: int) -> list[np.ndarray]:
         """Rows ``start <= index < stop`` of ``names``: one array per parameter,
         decoded straight into place (peak memory: the result plus one chunk)."""
+        self.check_readable()
         return self._storage.read_arrays(self._row, names, codecs, start, stop)
 
     # -- the store's flusher thread ------------------------------------------------------

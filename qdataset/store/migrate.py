@@ -50,11 +50,21 @@ def current_revision(engine: sa.Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def ensure_schema(engine: sa.Engine) -> str:
-    """Create a new database at head, upgrade an old one, refuse a newer one."""
+def ensure_schema(engine: sa.Engine, create: bool = True) -> str:
+    """Create a new database at head, upgrade an old one, refuse a newer one.
+
+    With ``create`` false a database without qdataset's tables is a StoreError
+    and nothing is created in it; an existing store is still upgraded.
+    """
     head = head_revision()
     with _upgrade_lock:
         current = current_revision(engine)
+        if current is None and not create:
+            raise StoreError(
+                f"no qdataset store at {engine.url!r}: the database (or schema) holds no "
+                "qdataset tables; check the URL (reading never creates a store; "
+                "connect(url) without create=False makes one)"
+            )
         if current == head:
             return head
         known = {script.revision for script in _script_directory().walk_revisions()}

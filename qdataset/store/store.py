@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import numbers
 import os
 import threading
 import weakref
@@ -25,6 +26,7 @@ from .flusher import Flusher
 from .handle import RunHandle
 from .migrate import ensure_schema
 from .runs import RunRow, RunStorage
+from .schema import run_metadata
 from .transfer import copy_run, import_run
 
 if TYPE_CHECKING:
@@ -45,6 +47,16 @@ A = TypeVar("A", bound=Attachment)
 #: less is left to write at completion) and lets live views elsewhere update 10x/s.
 DEFAULT_FLUSH_INTERVAL = 0.1
 
+#: Default seconds a writer's lease may go unrenewed before another host may take over.
+DEFAULT_LEASE_TIMEOUT = 5.0
+
+#: The metadata tag under which a failed measurement is recorded (``{"type", "message"}``,
+#: set by ``DataSet.__exit__``); a run carrying it is listed with state "failed".
+ERROR_TAG = "error"
+
+#: The states :attr:`RunInfo.state` takes.
+RUN_STATES = ("running", "completed", "failed")
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -56,11 +68,17 @@ class RunInfo:
     completed: bool
     completed_at: datetime | None
     length: int
+    #: "running" (not completed yet; also a run whose writer died), "completed", or
+    #: "failed": the run carries metadata under "error" (see DataSet.__exit__),
+    #: completed or not.
+    state: str = "running"
 
     @classmethod
-    def from_row(cls, row: RunRow) -> RunInfo:
+    def from_row(cls, row: RunRow, failed: bool = False) -> RunInfo:
+        state = "failed" if failed else "running" if row.completed_at is None else "completed"
         return cls(row.run_id, row.name, _utc(row.created_at), row.completed_at is not None,
-                   None if row.completed_at is None else _utc(row.completed_at), row.length)
+                   None if row.completed_at is None else _utc(row.completed_at), row.length,
+                   state)
 
 
 class Store:
@@ -78,20 +96,30 @@ class Store:
     """
 
     def __init__(self, url: str | os.PathLike | None = None, *,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
-        if not flush_interval > 0:
-            raise InvalidArgumentError(
-                f"flush_interval must be a positive number of seconds, got {flush_interval!r}"
-            )
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
+                 lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
+        for name, value in (("flush_interval", flush_interval),
+                            ("lease_timeout", lease_timeout)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise InvalidArgumentError(
+                    f"{name} must be a positive number of seconds, got {value!r}"
+                )
         self.url = normalize_url(url)
-        self.engine = create_engine(self.url)
-        with translating(self.engine.url):
-            ensure_schema(self.engine)
+        # create=False: an SQLite file is looked at before any engine touches it.
+        self.engine = create_engine(self.url, create=create)
+        try:
+            with translating(self.engine.url):
+                ensure_schema(self.engine, create=create)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.flush_interval = flush_interval
+        self.lease_timeout = float(lease_timeout)
         self._storage = RunStorage(self.engine)
         self._flusher = Flusher(flush_interval)
         self._attachments: dict[type, Attachment] = {}
         self._closed = False
+        self._released = False  # set once close() has finished: then reads fail too
         self._lock = threading.Lock()
         _open_stores.add(self)
 
@@ -134,7 +162,15 @@ class Store:
     def runs(self, name: str | None = None, completed: bool | None = None) -> list[RunInfo]:
         """Runs in this store, newest first, optionally by name and completion."""
         self._check_open()
-        return [RunInfo.from_row(row) for row in self._storage.list_runs(name, completed)]
+        rows = self._storage.list_runs(name, completed)
+        failed = self._failed_runs() if rows else set()
+        return [RunInfo.from_row(row, row.pk in failed) for row in rows]
+
+    def _failed_runs(self) -> set[int]:
+        """Keys of the runs that carry an "error" tag (one pass over the metadata table)."""
+        with self._storage.reading() as conn:
+            return set(conn.execute(sa.select(run_metadata.c.run_pk)
+                                    .where(run_metadata.c.tag == ERROR_TAG)).scalars())
 
     def read_dataset(self, run_id: str) -> DataSet:
         """The run ``run_id`` as a live DataSet bound to this store."""
@@ -175,12 +211,14 @@ class Store:
         """Create an empty run with parameters ``specs``; its handle."""
         self._check_open()
         return RunHandle(self._storage, self._storage.create_run(run_id, name, created_at,
-                                                                 specs), self._flusher)
+                                                                 specs), self._flusher,
+                         released=self._is_released)
 
     def open_run(self, run_id: str) -> RunHandle:
         """The handle of the existing run ``run_id`` (RunNotFoundError if absent)."""
         self._check_open()
-        return RunHandle(self._storage, self._storage.get_run(run_id), self._flusher)
+        return RunHandle(self._storage, self._storage.get_run(run_id), self._flusher,
+                         released=self._is_released)
 
     def change_feed(self) -> ChangeFeed:
         """A new feed of runs changed by other connections (close it when done)."""
@@ -213,12 +251,19 @@ class Store:
                 attachments, self._attachments = list(self._attachments.values()), {}
             for attachment in attachments:
                 attachment.close()
+            # From here on reads fail too (until now the last flushes' subscribers,
+            # e.g. a final callback, could still read what they were told about).
+            self._released = True
             self.engine.dispose()
             _open_stores.discard(self)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _is_released(self) -> bool:
+        """True once close() has finished (what RunHandle's reads check)."""
+        return self._released
 
     def _check_open(self) -> None:
         if self._closed:
@@ -237,16 +282,24 @@ class Store:
 
 
 def connect(url: str | os.PathLike | None = None, *,
-            flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> Store:
+            flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
+            lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> Store:
     """Open (creating or upgrading if needed) the store at ``url``.
 
     Without a URL: ``$QDATASET_URL``, else ``qdataset.db`` in the user's data
-    directory.  A plain file path means an SQLite file.
+    directory.  A plain file path means an SQLite file.  With ``create=False``
+    the store must exist: a missing SQLite file, or a PostgreSQL database or
+    schema without qdataset's tables, is a StoreError and nothing is created
+    (an existing store at an older schema revision is still upgraded).
+    ``lease_timeout``: seconds a writer's lease may go unrenewed before a writer
+    on another host may take its run over.
 
     >>> store = connect("sqlite:///lab.db")
+    >>> store = connect("sqlite:///lab.db", create=False)   # read: never creates
     >>> store = connect("postgresql+psycopg://lab-server/qdataset")
     """
-    return Store(url, flush_interval=flush_interval)
+    return Store(url, flush_interval=flush_interval, create=create,
+                 lease_timeout=lease_timeout)
 
 
 _default_store: Store | None = None
