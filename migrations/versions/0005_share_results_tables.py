@@ -402,10 +402,13 @@ class _Sqlite:
         """Run a statement without bound parameters (identifiers may hold % or :)."""
         bind.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
+    #: How a batch's transaction begins (SQLite: take the write lock at once).
+    begin = "BEGIN IMMEDIATE"
+
     @contextmanager
     def transaction(self, bind: sa.Connection) -> Iterator[None]:
         """One batch inside ``autocommit_block()``: its own BEGIN ... COMMIT."""
-        self.ddl(bind, "BEGIN IMMEDIATE")
+        self.ddl(bind, self.begin)
         try:
             yield
         except BaseException:
@@ -493,15 +496,7 @@ class _Postgres(_Sqlite):
     table_options = ""
     events = ("insert", "update", "delete", "truncate")
 
-    @contextmanager
-    def transaction(self, bind: sa.Connection) -> Iterator[None]:
-        self.ddl(bind, "BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.ddl(bind, "ROLLBACK")
-            raise
-        self.ddl(bind, "COMMIT")
+    begin = "BEGIN"
 
     def serialize(self, bind: sa.Connection) -> None:
         """One upgrader moves runs at a time (the mode conflicts with itself and
