@@ -128,6 +128,12 @@ class RunStorage:
         with self.reading() as conn:
             return [_run_row(row, {}) for row in conn.execute(query)]
 
+    def runs_tagged(self, tag: str) -> set[int]:
+        """Keys of the runs that carry metadata under ``tag``."""
+        with self.reading() as conn:
+            return set(conn.execute(sa.select(run_metadata.c.run_pk)
+                                    .where(run_metadata.c.tag == tag)).scalars())
+
     def run_state(self, pk: int, run_id: str | None = None) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count) of a run, in one cheap read."""
         count = sa.select(sa.func.count()).where(run_params.c.run_pk == pk).scalar_subquery()

@@ -26,7 +26,6 @@ from .flusher import Flusher
 from .handle import RunHandle
 from .migrate import ensure_schema
 from .runs import RunRow, RunStorage
-from .schema import run_metadata
 from .transfer import copy_run, import_run
 
 if TYPE_CHECKING:
@@ -163,14 +162,8 @@ class Store:
         """Runs in this store, newest first, optionally by name and completion."""
         self._check_open()
         rows = self._storage.list_runs(name, completed)
-        failed = self._failed_runs() if rows else set()
+        failed = self._storage.runs_tagged(ERROR_TAG) if rows else set()
         return [RunInfo.from_row(row, row.pk in failed) for row in rows]
-
-    def _failed_runs(self) -> set[int]:
-        """Keys of the runs that carry an "error" tag (one pass over the metadata table)."""
-        with self._storage.reading() as conn:
-            return set(conn.execute(sa.select(run_metadata.c.run_pk)
-                                    .where(run_metadata.c.tag == ERROR_TAG)).scalars())
 
     def read_dataset(self, run_id: str) -> DataSet:
         """The run ``run_id`` as a live DataSet bound to this store."""
