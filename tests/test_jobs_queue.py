@@ -193,11 +193,12 @@ def test_numpy_values_are_stored_as_json(queue):
 
 def _claimer(spec, barrier, out):
     kind, where = spec
+    # Claims held without renewal for the whole test: a lease longer than the test.
     if kind == "db":
         store = qdataset.connect(where)
-        queue = JobQueue(store)
+        queue = JobQueue(store, lease_timeout=600)
     else:
-        queue = FolderQueue(where)
+        queue = FolderQueue(where, lease_timeout=600)
     barrier.wait()
     got = []
     while True:
@@ -206,6 +207,9 @@ def _claimer(spec, barrier, out):
             break
         got.append(claim.job_id)
     out.put(got)
+    # Stay alive until every claimer is done: a claimer whose process is gone
+    # loses its claims (its jobs are requeued by the next claim_next on this host).
+    barrier.wait()
     if kind == "db":
         store.close()
 

@@ -22,6 +22,22 @@ class InvalidTransitionError(JobError):
     """A queue operation does not fit the job's current state (e.g. finishing a queued job)."""
 
 
+class NotHolderError(InvalidTransitionError):
+    """``finish``/``fail`` of a RUNNING job from someone who does not hold its claim.
+
+    Only the queue object whose ``claim_next`` returned the job (or a caller
+    passing that claim's ``token``) may finish or fail it.
+    """
+
+
+class LeaseLostError(NotHolderError):
+    """The caller's claim on a job is gone: its lease ran out (or its worker
+    looked dead) and the job was requeued for another worker.
+
+    A result sent with a lost claim is dropped, so each job is finished once.
+    """
+
+
 class PayloadError(JobError, ValueError):
     """A job payload, result or backend configuration is malformed."""
 

@@ -9,6 +9,18 @@
     <root>/jobs/deleted/<backend>/<job_id>.json     one claimer wins each job
     <root>/status/<backend>/<job_id>.json         {job_id, status, detail, error_message}
     <root>/results/<backend>/<job_id>.json        results of DONE jobs
+    <root>/leases/<job_id>.json                   the lease of a running job's claim
+    <root>/leases/<job_id>.lock                   held while a job's state changes
+
+Claims are leases, as in :class:`~qdataset.jobs.JobQueue`: the status file of
+a claimed job records ``attempts`` and its ``claim_token``, and the lease file
+its holder (host, pid) and when the lease runs out unless renewed.  A running
+job whose lease is lost is moved back to ``jobs/queued`` (or, after
+``max_attempts`` claims, to ``jobs/deleted`` as ERROR) by the next
+``claim_next``.  Every change of a claimed job's state (finish, fail, renew,
+requeue) happens under the job's lock file (created with ``O_EXCL``; a lock
+left by a dead process on this host, or older than a minute, is broken), so
+only the holder of the current claim can finish a job.
 
 Folders written by sqooler itself (running and deleted jobs directly in
 ``jobs/running`` and ``jobs/deleted``) are read as well.  Every file is
@@ -18,16 +30,18 @@ half a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import _lease
 from . import _transitions as tr
-from .errors import FolderQueueError
+from .errors import FolderQueueError, NotHolderError
 from .queue import _backend_status
 from .records import (
     BackendStatus,
@@ -40,6 +54,11 @@ from .records import (
 
 _STATES = {"queued": "QUEUED", "running": "RUNNING", "finished": "DONE", "deleted": "ERROR"}
 
+#: A job lock file older than this is taken to be left by a crashed process.
+_STALE_LOCK = 60.0
+#: How long a job operation waits for the job's lock before giving up.
+_LOCK_WAIT = 30.0
+
 
 class FolderQueue:
     """A job queue in a folder, with the same methods as :class:`JobQueue`.
@@ -51,7 +70,14 @@ class FolderQueue:
     >>> queue.finish(claim.job_id, {"counts": {"0": 100}})
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, lease_timeout: float | None = None,
+                 max_attempts: int = _lease.DEFAULT_MAX_ATTEMPTS) -> None:
+        """``lease_timeout``: seconds a claim stays valid without renewal (default
+        10 s); ``max_attempts``: claims of one job before losing it once more ends
+        it as ERROR."""
+        self.lease_timeout = _lease.lease_timeout_of(lease_timeout)
+        self.max_attempts = _lease.check_max_attempts(max_attempts)
+        self._claims: dict[str, str] = {}  # job id -> token of the claims made here
         self.root = Path(path).expanduser().absolute()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -136,6 +162,90 @@ class FolderQueue:
         record.update(extra)
         self._write(path, json.dumps(record))
 
+    def _update_status(self, backend: str, job_id: str, status: str, detail: str,
+                       error_message: str | None = None, **changes: Any) -> None:
+        """Rewrite the status file, keeping its extra keys; ``changes`` set (None: drop) them."""
+        path = self.root / "status" / backend / f"{job_id}.json"
+        extra = self._read(path) if path.is_file() else {}
+        extra.update(changes)
+        extra = {k: v for k, v in extra.items()
+                 if v is not None and k not in ("job_id", "status", "detail", "error_message")}
+        record = {"job_id": job_id, "status": status, "detail": detail,
+                  "error_message": "None" if error_message is None else error_message, **extra}
+        self._write(path, json.dumps(record))
+
+    def _status_record(self, backend: str | None, job_id: str) -> dict[str, Any]:
+        path = self.root / "status" / (backend or "unknown") / f"{job_id}.json"
+        return self._read(path) if path.is_file() else {}
+
+    # -- leases and job locks --------------------------------------------------------
+    def _lease_path(self, job_id: str) -> Path:
+        return self.root / "leases" / f"{job_id}.json"
+
+    def _read_lease(self, job_id: str) -> dict[str, Any] | None:
+        path = self._lease_path(job_id)
+        try:
+            return self._read(path) if path.is_file() else None
+        except FolderQueueError:
+            return None  # removed while we read it
+
+    @contextlib.contextmanager
+    def _job_lock(self, job_id: str) -> Iterator[None]:
+        """Hold ``leases/<job_id>.lock`` (O_EXCL); break one a dead process left."""
+        path = self.root / "leases" / f"{job_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = f"{_lease.this_host()} {os.getpid()} {uuid.uuid4().hex}"
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._break_stale_lock(path)
+                if time.monotonic() > deadline:
+                    raise FolderQueueError(
+                        f"job {job_id!r} stayed locked by {str(path)!r} for {_LOCK_WAIT:.0f} s; "
+                        "if no queue process is running, delete that file") from None
+                time.sleep(0.002)
+                continue
+            except OSError as exc:
+                raise FolderQueueError(f"cannot create the lock {str(path)!r}: {exc}") from exc
+            with os.fdopen(fd, "w") as file:
+                file.write(mine)
+            break
+        try:
+            yield
+        finally:
+            try:
+                if path.read_text() == mine:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def _break_stale_lock(path: Path) -> None:
+        try:
+            seen = path.read_text()
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        host, _, rest = seen.partition(" ")
+        pid = rest.split(" ", 1)[0]
+        dead = host == _lease.this_host() and pid.isdigit() and not _lease.pid_alive(int(pid))
+        if not (dead or age > _STALE_LOCK):
+            return
+        # Move it aside (one breaker wins); put it back if it was not the stale one.
+        aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}.stale")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            if aside.read_text() != seen:
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+
     # -- backends ------------------------------------------------------------------
     def upload_config(self, backend: str, config: Mapping[str, Any]) -> None:
         """Create or replace ``backends/configs/<backend>.json``."""
@@ -196,7 +306,8 @@ class FolderQueue:
     def claim_next(self, backend: str, worker: str | None = None) -> ClaimedJob | None:
         """Move the oldest queued job file to ``jobs/running/<backend>/``; None if none.
 
-        The move is one ``os.rename``: of several concurrent claimers exactly one wins.
+        The move is one ``os.rename``: of several concurrent claimers exactly one
+        wins.  Running jobs of ``backend`` whose claim was lost are requeued first.
         """
         check_backend_name(backend)
         queued = self.root / "jobs" / "queued" / backend
@@ -205,6 +316,7 @@ class FolderQueue:
         now = time.time()
         self._write(self.root / "backends" / "queue_checks" / f"{backend}.json",
                     json.dumps({"last_queue_check": now}))
+        self.requeue_lost(backend)
         if not queued.is_dir():
             return None
         for name in _oldest_first(queued):
@@ -215,31 +327,139 @@ class FolderQueue:
                 continue  # another worker took it
             job_id = name[: -len(".json")]
             payload = self._read(target)
-            status = self.root / "status" / backend / f"{job_id}.json"
-            username = self._read(status).get("username") if status.is_file() else None
-            self._write_status(backend, job_id, "RUNNING", "Claimed by a worker.")
-            return ClaimedJob(job_id, backend, payload, username, now)
+            token = _lease.new_token()
+            here, pid = _lease.this_host(), os.getpid()
+            with self._job_lock(job_id):
+                now = time.time()
+                record = self._status_record(backend, job_id)
+                attempts = int(record.get("attempts") or 0) + 1
+                expires = now + self.lease_timeout
+                self._write(self._lease_path(job_id), json.dumps(
+                    {"job_id": job_id, "backend": backend, "worker": worker, "host": here,
+                     "pid": pid, "token": token, "claimed_at": now,
+                     "lease_expires_at": expires}))
+                self._update_status(backend, job_id, "RUNNING", "Claimed by a worker.",
+                                    attempts=attempts, claim_token=token, worker=worker)
+            self._claims[job_id] = token
+            return ClaimedJob(job_id, backend, payload, record.get("username"), now, token,
+                              attempts, expires, self.lease_timeout)
         return None
 
-    def finish(self, job_id: str, result: Mapping[str, Any]) -> None:
-        """Write ``results/<backend>/<id>.json``; the job file moves to ``jobs/finished``."""
+    def renew(self, claim: ClaimedJob) -> float:
+        """Extend ``claim``'s lease by ``lease_timeout``; returns the new expiry (unix s).
+
+        :class:`LeaseLostError` if the claim is gone (the job was requeued).
+        """
+        with self._job_lock(claim.job_id):
+            lease = self._read_lease(claim.job_id)
+            running = self._job_path("running", claim.backend, claim.job_id)
+            if claim.token is None or lease is None or lease.get("token") != claim.token \
+                    or not running.is_file():
+                record = self._status_record(claim.backend, claim.job_id)
+                raise _lease.lease_lost(claim.job_id, str(record.get("status", "unknown")),
+                                        int(record.get("attempts") or 0), "renew")
+            expires = time.time() + self.lease_timeout
+            self._write(self._lease_path(claim.job_id),
+                        json.dumps({**lease, "lease_expires_at": expires}))
+        return expires
+
+    def requeue_lost(self, backend: str) -> list[str]:
+        """Move running jobs of ``backend`` whose claim is lost back to the queue; their ids.
+
+        A job claimed ``max_attempts`` times goes to ``jobs/deleted`` as ERROR instead.
+        """
+        running = self.root / "jobs" / "running" / check_backend_name(backend)
+        if not running.is_dir():
+            return []
+        here, alive = _lease.this_host(), {}
+        moved = []
+        for name in _oldest_first(running):
+            job_id = name[: -len(".json")]
+            if self._lost(backend, job_id, here, alive) is None:
+                continue
+            with self._job_lock(job_id):  # look again: the holder may have moved on
+                reason = self._lost(backend, job_id, here, alive)
+                if reason is None:
+                    continue
+                record = self._status_record(backend, job_id)
+                attempts = int(record.get("attempts") or 0)
+                source = running / name
+                if attempts >= self.max_attempts:
+                    target, status, detail = "deleted", "ERROR", "Failed."
+                    message: str | None = (f"worker lost {attempts} times (last: {reason}); "
+                                           f"a job is tried at most {self.max_attempts} times")
+                else:
+                    target, status, detail = "queued", "QUEUED", f"Requeued: {reason}."
+                    message = None
+                destination = self._job_path(target, backend, job_id)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.rename(source, destination)
+                except FileNotFoundError:
+                    continue
+                self._lease_path(job_id).unlink(missing_ok=True)
+                self._update_status(backend, job_id, status, detail, message,
+                                    claim_token=None, worker=None)
+                moved.append(job_id)
+        return moved
+
+    def _lost(self, backend: str, job_id: str, here: str, alive: dict[int, bool]
+              ) -> str | None:
+        """Why the claim on running job ``job_id`` is lost, or None while it is held."""
+        path = self._job_path("running", backend, job_id)
+        lease = self._read_lease(job_id)
+        token = self._status_record(backend, job_id).get("claim_token")
+        if lease is not None and lease.get("token") == token and token is not None:
+            return _lease.lost_reason(lease.get("host"), lease.get("pid"),
+                                      lease.get("lease_expires_at"), time.time(), here=here,
+                                      alive=alive)
+        # Claimed without a lease (by an older qdataset, or a claimer that died before
+        # writing it): the claim counts from the job file's move into jobs/running.
+        try:
+            since = path.stat().st_ctime
+        except FileNotFoundError:
+            return None
+        if since + self.lease_timeout < time.time():
+            return "its claim has no lease and is older than the lease timeout"
+        return None
+
+    def attempts(self, job_id: str) -> int:
+        """How many times the job has been claimed so far."""
+        found = self._locate(check_job_id(job_id))
+        if found is None:
+            raise tr.not_found(job_id)
+        backend = found[1] or self._backend_of(job_id)
+        return int(self._status_record(backend, job_id).get("attempts") or 0)
+
+    def finish(self, job_id: str, result: Mapping[str, Any], *, token: str | None = None
+               ) -> None:
+        """Write ``results/<backend>/<id>.json``; the job file moves to ``jobs/finished``.
+
+        Accepted from the holder of the job's current claim (see
+        :meth:`JobQueue.finish <qdataset.jobs.JobQueue.finish>`).
+        """
         check_job_id(job_id)
         text = tr.result_json(job_id, result)
-        backend = self._move(job_id, "finish", "finished")
-        self._write(self.root / "results" / backend / f"{job_id}.json", text)
-        self._write_status(backend, job_id, "DONE", "Finished.")
+        with self._job_lock(job_id):
+            backend = self._move(job_id, "finish", "finished", token)
+            self._write(self.root / "results" / backend / f"{job_id}.json", text)
+            self._update_status(backend, job_id, "DONE", "Finished.")
+            self._lease_path(job_id).unlink(missing_ok=True)
 
-    def fail(self, job_id: str, message: str) -> None:
+    def fail(self, job_id: str, message: str, *, token: str | None = None) -> None:
         """Mark a queued or running job as ERROR; its file moves to ``jobs/deleted``."""
         check_job_id(job_id)
         message = tr.check_message(message)
-        backend = self._move(job_id, "fail", "deleted")
-        self._write_status(backend, job_id, "ERROR", "Failed.", message)
+        with self._job_lock(job_id):
+            backend = self._move(job_id, "fail", "deleted", token)
+            self._update_status(backend, job_id, "ERROR", "Failed.", message)
+            self._lease_path(job_id).unlink(missing_ok=True)
 
     def cancel(self, job_id: str) -> None:
         """Withdraw a queued job; its file moves to ``jobs/deleted``, state CANCELLED."""
-        backend = self._move(check_job_id(job_id), "cancel", "deleted")
-        self._write_status(backend, job_id, "CANCELLED", "Cancelled before it ran.")
+        with self._job_lock(check_job_id(job_id)):
+            backend = self._move(job_id, "cancel", "deleted", None)
+            self._update_status(backend, job_id, "CANCELLED", "Cancelled before it ran.")
 
     def result(self, job_id: str) -> dict[str, Any]:
         """The result of a DONE job (JobFailedError / ResultNotReadyError otherwise)."""
@@ -276,8 +496,9 @@ class FolderQueue:
                 ids.append((path.stat().st_mtime_ns, job_id))
         return [job_id for _, job_id in sorted(ids)]
 
-    def _move(self, job_id: str, operation: str, to_state: str) -> str:
-        """Rename the job file into ``to_state`` if the operation is allowed from where it is."""
+    def _move(self, job_id: str, operation: str, to_state: str, token: str | None) -> str:
+        """Rename the job file into ``to_state`` if the operation is allowed from where it
+        is and the caller holds the current claim; called under the job's lock."""
         allowed = {s for s, name in _STATES.items()
                    if name in tr.TRANSITIONS[operation][0]}
         found = self._locate(job_id)
@@ -285,6 +506,19 @@ class FolderQueue:
             raise tr.not_found(job_id)
         state, backend, path = found
         backend = backend or self._backend_of(job_id) or "unknown"
+        record = self._status_record(backend, job_id)
+        current = record.get("claim_token")
+        mine = self._claims.get(job_id) if operation != "cancel" else None
+        token = token or mine
+        if token is not None and current != token:
+            raise _lease.lease_lost(job_id, self.status(job_id).status,
+                                    int(record.get("attempts") or 0), operation)
+        if token is None and state == "running" and current is not None:
+            lease = self._read_lease(job_id) or {}
+            raise NotHolderError(
+                f"job {job_id!r} is RUNNING under a claim held by worker "
+                f"{lease.get('host')}:{lease.get('pid')}; only the queue object whose "
+                f"claim_next returned it may {operation} it (or pass token=claim.token)")
         if state not in allowed:
             raise tr.transition_error(job_id, operation, self.status(job_id).status)
         target = self._job_path(to_state, backend, job_id)
@@ -293,6 +527,7 @@ class FolderQueue:
             os.rename(path, target)
         except FileNotFoundError:  # moved by someone else meanwhile
             raise tr.transition_error(job_id, operation, self.status(job_id).status) from None
+        self._claims.pop(job_id, None)
         return backend
 
 

@@ -51,13 +51,23 @@ class QueueJobStatus:
 
 @dataclass(frozen=True)
 class ClaimedJob:
-    """A job handed to one worker by ``claim_next``; its state is now RUNNING."""
+    """A job handed to one worker by ``claim_next``; its state is now RUNNING.
+
+    The claim is a lease: ``token`` identifies it (``finish``/``fail`` check
+    it), it runs out at ``lease_expires_at`` unless renewed
+    (``queue.renew(claim)``, which :class:`~qdataset.jobs.Worker` does while
+    it runs the job), and ``attempts`` counts the claims of this job so far.
+    """
 
     job_id: str
     backend: str
     payload: dict[str, Any]
     username: str | None = None
     claimed_at: float = field(default_factory=time.time)
+    token: str | None = None
+    attempts: int = 1
+    lease_expires_at: float | None = None
+    lease_timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import BackendNotFoundError, JobConfigError, PayloadError, SimulationError
+from ._lease import LeaseRenewal
+from .errors import (
+    BackendNotFoundError,
+    JobConfigError,
+    LeaseLostError,
+    PayloadError,
+    SimulationError,
+)
 from .records import to_json
 
 LOG = logging.getLogger("qdataset.jobs")
@@ -166,7 +173,12 @@ class Worker:
     """Claim jobs of ``backend`` from ``queue`` and run them on qiskit-aer.
 
     A job that fails (bad payload, simulator error) is marked ERROR with the
-    reason, and the worker goes on with the next one.
+    reason, and the worker goes on with the next one.  While a job runs, a
+    thread renews its lease (``lease_timeout / 3`` apart); a job whose lease
+    was lost meanwhile (the worker stalled, the database was unreachable for
+    longer than the lease) was requeued for another worker, so its result is
+    dropped (``lost`` counts them).  :meth:`execute` runs one payload; a
+    subclass may override it to run jobs on something other than Aer.
 
     >>> Worker(JobQueue(store), "aer").run(once=True)     # drain the queue, then return
     3
@@ -186,6 +198,9 @@ class Worker:
         self.stop_event = threading.Event()
         self.done = 0
         self.failed = 0
+        self.lost = 0
+        #: Seconds between lease renewals while a job runs (None: a third of the lease).
+        self.renew_interval: float | None = None
         try:
             config = queue.get_config(backend)
         except BackendNotFoundError:
@@ -204,22 +219,35 @@ class Worker:
             self._simulator = AerSimulator(**self.simulator_options)
         return self._simulator
 
+    def execute(self, claim: Any) -> dict[str, Any]:
+        """Run one claimed job and return its result (a JSON-able dict); raise if it fails."""
+        return run_payload(claim.payload, self.simulator, max_shots=self.max_shots,
+                           job_id=claim.job_id)
+
     def run_once(self) -> str | None:
         """Claim and run one job; returns its id, or None when the queue is empty."""
         claim = self.queue.claim_next(self.backend, worker=self.name)
         if claim is None:
             return None
         started = time.perf_counter()
+        token = getattr(claim, "token", None)
         try:
-            result = run_payload(claim.payload, self.simulator, max_shots=self.max_shots,
-                                 job_id=claim.job_id)
-            self.queue.finish(claim.job_id, result)
+            with LeaseRenewal(self.queue, claim, self.renew_interval):
+                result = self.execute(claim)
+            self.queue.finish(claim.job_id, result, token=token)
+        except LeaseLostError as exc:
+            self.lost += 1
+            LOG.warning("qdataset worker: result of job %s dropped: %s", claim.job_id, exc)
         except Exception as exc:  # noqa: BLE001 - a bad job must not stop the worker
             self.failed += 1
             message = f"{type(exc).__name__}: {exc}"
             LOG.warning("qdataset worker: job %s failed: %s", claim.job_id, message)
             try:
-                self.queue.fail(claim.job_id, message)
+                self.queue.fail(claim.job_id, message, token=token)
+            except LeaseLostError as lost:
+                self.lost += 1
+                LOG.warning("qdataset worker: failure of job %s dropped: %s", claim.job_id,
+                            lost)
             except Exception:  # noqa: BLE001 - e.g. the job was cancelled meanwhile
                 LOG.exception("qdataset worker: could not record the failure of %s",
                               claim.job_id)

@@ -1,7 +1,8 @@
 """Tables of the jobs layer (watched jobs, notifications, job queue, backends).
 
 They live on the shared :data:`qdataset.store.schema.metadata`; the migration
-``0003_add_job_tables`` creates them.  Timestamps are float unix seconds (UTC)
+``0003_add_job_tables`` creates them and ``0006_queue_leases`` adds the
+queue's lease columns.  Timestamps are float unix seconds (UTC)
 and structured values are JSON text, so the same SQL runs on SQLite and
 PostgreSQL.
 """
@@ -66,5 +67,13 @@ job_queue = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("claimed_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
+    # The lease of the current claim (revision 0006): who holds it, the token its
+    # finish/fail must present, until when it is valid without renewal, and how
+    # many times the job has been claimed.
+    sa.Column("holder_host", sa.String(255), nullable=True),
+    sa.Column("holder_pid", sa.Integer, nullable=True),
+    sa.Column("claim_token", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_job_queue_backend_status", "backend", "status", "pk"),
 )

@@ -11,7 +11,9 @@ concurrent claimers of the queue avoid each other, is the engine interface's
 on SQLite, whose ``BEGIN IMMEDIATE`` already serialises the claim.
 Notifications are made unique by a compare-and-set on the job's row (see
 :meth:`WatchStorage.record_status`), which needs no engine-specific "insert or
-ignore".
+ignore".  Queue leases use the same pattern: requeueing a lost job, renewing
+a lease and finishing a job each update the row only while it still carries
+the claim token they saw, so of two racing parties exactly one succeeds.
 """
 
 from __future__ import annotations
@@ -236,11 +238,40 @@ class QueueRow:
     created_at: float
     claimed_at: float | None
     finished_at: float | None
+    worker: str | None = None
+    holder_host: str | None = None
+    holder_pid: int | None = None
+    claim_token: str | None = None
+    lease_expires_at: float | None = None
+    attempts: int = 0
+
+
+def _lease_row(r: Any) -> QueueRow:
+    """The lease fields of a job (what deciding whether its claim is lost needs)."""
+    return QueueRow(r.job_id, r.backend, None, "RUNNING", "", None, "", None, 0.0,
+                    r.claimed_at, None, None, r.holder_host, r.holder_pid, r.claim_token,
+                    r.lease_expires_at, int(r.attempts or 0))
 
 
 def _queue_row(r: Any) -> QueueRow:
     return QueueRow(r.job_id, r.backend, r.username, r.status, r.detail, r.error_message,
-                    r.payload, r.result, r.created_at, r.claimed_at, r.finished_at)
+                    r.payload, r.result, r.created_at, r.claimed_at, r.finished_at,
+                    r.worker, r.holder_host, r.holder_pid, r.claim_token, r.lease_expires_at,
+                    int(r.attempts or 0))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who claims a job: written into the job's row as its lease."""
+
+    worker: str | None
+    host: str
+    pid: int
+    token: str
+
+
+#: ``lost(row, now)``: why the lease of a RUNNING job is lost, or None if it is held.
+LostCheck = Callable[[QueueRow, float], "str | None"]
 
 
 class QueueStorage:
@@ -292,7 +323,7 @@ class QueueStorage:
                 return False
             conn.execute(job_queue.insert().values(
                 job_id=job_id, backend=backend, username=username, status="QUEUED",
-                detail="Waiting for a worker.", payload=payload, created_at=now))
+                detail="Waiting for a worker.", payload=payload, created_at=now, attempts=0))
         return True
 
     def get_job(self, job_id: str) -> QueueRow | None:
@@ -310,12 +341,19 @@ class QueueStorage:
         with self.store.reading() as conn:
             return list(conn.execute(query).scalars())
 
-    def claim_next(self, backend: str, worker: str | None, now: float) -> QueueRow | None:
-        """Move the oldest QUEUED job of ``backend`` to RUNNING; exactly one caller gets it."""
+    def claim_next(self, backend: str, claim: Claim, now: float, *, lease_timeout: float,
+                   max_attempts: int, lost: LostCheck) -> QueueRow | None:
+        """Move the oldest QUEUED job of ``backend`` to RUNNING under ``claim``'s lease.
+
+        Exactly one caller gets each job.  RUNNING jobs of ``backend`` whose lease
+        is lost (``lost``) are requeued first, in the same transaction, or end as
+        ERROR once they were claimed ``max_attempts`` times.
+        """
         q = job_queue
         with self.store.transaction() as conn:
             conn.execute(job_backends.update().where(job_backends.c.name == backend)
                          .values(last_queue_check=now))
+            self._requeue_lost(conn, backend, claim, now, lease_timeout, max_attempts, lost)
             while True:
                 query = self._dialect.lock_for_claim(
                     sa.select(q).where(q.c.backend == backend, q.c.status == "QUEUED")
@@ -323,20 +361,89 @@ class QueueStorage:
                 row = conn.execute(query).first()
                 if row is None:
                     return None
+                values = {"status": "RUNNING", "detail": "Claimed by a worker.",
+                          "worker": claim.worker, "claimed_at": now,
+                          "holder_host": claim.host, "holder_pid": claim.pid,
+                          "claim_token": claim.token, "lease_expires_at": now + lease_timeout}
                 done = conn.execute(
                     q.update().where(q.c.pk == row.pk, q.c.status == "QUEUED")
-                    .values(status="RUNNING", detail="Claimed by a worker.", worker=worker,
-                            claimed_at=now))
+                    .values(attempts=q.c.attempts + 1, **values))
                 if done.rowcount == 1:
-                    return replace(_queue_row(row), status="RUNNING",
-                                   detail="Claimed by a worker.", claimed_at=now)
+                    return replace(_queue_row(row), attempts=int(row.attempts or 0) + 1,
+                                   **values)
+
+    def requeue_lost(self, backend: str, claim: Claim, now: float, *, lease_timeout: float,
+                     max_attempts: int, lost: LostCheck) -> list[QueueRow]:
+        """Requeue (or end) the RUNNING jobs of ``backend`` whose lease is lost, as seen
+        by ``claim`` (its host and pid; its token is not used)."""
+        with self.store.transaction() as conn:
+            return self._requeue_lost(conn, backend, claim, now, lease_timeout, max_attempts,
+                                      lost)
+
+    def _requeue_lost(self, conn: sa.Connection, backend: str, claim: Claim, now: float,
+                      lease_timeout: float, max_attempts: int, lost: LostCheck
+                      ) -> list[QueueRow]:
+        q = job_queue
+        # Candidates: leases run out (or jobs claimed before leases existed, which
+        # count from claimed_at), and claims of other processes on this host (their
+        # pid may be gone).  Looked at without locking and without the payloads;
+        # then only the claims found lost are locked (skipping any another claimer is
+        # requeueing right now) and checked again.
+        expired = sa.or_(q.c.lease_expires_at < now,
+                         sa.and_(q.c.lease_expires_at.is_(None),
+                                 q.c.claimed_at < now - lease_timeout),
+                         sa.and_(q.c.holder_host == claim.host, q.c.holder_pid != claim.pid))
+        lease_columns = (q.c.pk, q.c.job_id, q.c.backend, q.c.claimed_at, q.c.holder_host,
+                         q.c.holder_pid, q.c.claim_token, q.c.lease_expires_at, q.c.attempts)
+        seen = conn.execute(sa.select(*lease_columns).where(
+            q.c.backend == backend, q.c.status == "RUNNING", expired)).all()
+        suspects = [r.pk for r in seen if lost(_lease_row(r), now) is not None]
+        if not suspects:
+            return []
+        rows = conn.execute(self._dialect.lock_for_claim(
+            sa.select(q).where(q.c.pk.in_(suspects), q.c.status == "RUNNING")
+            .order_by(q.c.pk))).all()
+        moved = []
+        for r in rows:
+            row = _queue_row(r)
+            reason = lost(row, now)
+            if reason is None:
+                continue
+            lease = {"holder_host": None, "holder_pid": None, "claim_token": None,
+                     "lease_expires_at": None}
+            if row.attempts >= max_attempts:
+                values = {"status": "ERROR", "detail": "Failed.", "finished_at": now,
+                          "error_message": (
+                              f"worker lost {row.attempts} times (last: {reason}); "
+                              f"a job is tried at most {max_attempts} times")}
+            else:
+                values = {"status": "QUEUED", "detail": f"Requeued: {reason}.",
+                          "claimed_at": None}
+            done = conn.execute(q.update().where(
+                q.c.pk == r.pk, q.c.status == "RUNNING",
+                q.c.claim_token.is_not_distinct_from(row.claim_token))
+                .values(**lease, **values))
+            if done.rowcount == 1:
+                moved.append(replace(row, **lease, **values))
+        return moved
+
+    def renew(self, job_id: str, token: str, now: float, lease_timeout: float) -> bool:
+        """Extend the lease of the claim ``token`` holds; False if that claim is gone."""
+        q = job_queue
+        with self.store.transaction() as conn:
+            done = conn.execute(q.update().where(q.c.job_id == job_id, q.c.status == "RUNNING",
+                                                 q.c.claim_token == token)
+                                .values(lease_expires_at=now + lease_timeout))
+        return done.rowcount == 1
 
     def transition(self, job_id: str, allowed_from: Sequence[str], status: str, *, detail: str,
-                   now: float, error_message: str | None = None, result: str | None = None
-                   ) -> str | None:
+                   now: float, token: str | None = None, error_message: str | None = None,
+                   result: str | None = None) -> QueueRow | None:
         """Move a job to ``status`` if it is in one of ``allowed_from``.
 
-        Returns None on success, else the job's current status ("" if unknown).
+        A RUNNING job under a lease moves only for the holder of its claim
+        (``token``).  Returns None on success, else the job as it is now (None
+        fields but ``status == ""`` if it is unknown).
         """
         q = job_queue
         values: dict[str, Any] = {"status": status, "detail": detail,
@@ -345,11 +452,16 @@ class QueueStorage:
             values["result"] = result
         if status in ("DONE", "ERROR", "CANCELLED"):
             values["finished_at"] = now
+        holder = sa.or_(q.c.status != "RUNNING", q.c.claim_token.is_(None))
+        if token is not None:
+            holder = sa.or_(holder, q.c.claim_token == token)
         with self.store.transaction() as conn:
             done = conn.execute(q.update().where(q.c.job_id == job_id,
-                                                 q.c.status.in_(list(allowed_from)))
+                                                 q.c.status.in_(list(allowed_from)), holder)
                                 .values(values))
             if done.rowcount == 1:
                 return None
-            current = conn.execute(sa.select(q.c.status).where(q.c.job_id == job_id)).scalar()
-        return current or ""
+            current = conn.execute(sa.select(q).where(q.c.job_id == job_id)).first()
+        if current is None:
+            return QueueRow(job_id, "", None, "", "", None, "", None, 0.0, None, None)
+        return _queue_row(current)
