@@ -8,10 +8,15 @@ worker on another host or a process that is gone (``set_holder``).
 from __future__ import annotations
 
 import json
+import os
+import queue as queues
+import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -43,6 +48,7 @@ def make_queue(request, store_url, tmp_path):
         return JobQueue(store, **options)
 
     factory.kind = request.param
+    factory.where = str(tmp_path / "q") if request.param == "folder" else store_url
     yield factory
     for store in opened:
         store.close()
@@ -278,3 +284,147 @@ def test_worker_whose_renewal_stalls_loses_the_job_to_another(make_queue):
     assert (rescuer.done, rescuer.lost) == (1, 0)
     assert queue.result(job_id) == {"by": "rescuer", "attempt": 2}
     assert queue.status(job_id).status == "DONE"
+
+
+# -- real worker processes: SIGKILL and SIGSTOP ------------------------------------------
+
+_CHILD_WORKER = textwrap.dedent("""
+    import json, os, sys, threading
+    from pathlib import Path
+
+    import qdataset
+    from qdataset.jobs import FolderQueue, JobQueue, Worker
+
+    kind, where, lease, release = sys.argv[1:5]
+
+    class Blocking(Worker):
+        def execute(self, claim):
+            print("CLAIMED", claim.job_id, claim.attempts, flush=True)
+            while not Path(release).exists():  # the kill test never releases it
+                threading.Event().wait(0.01)
+            return {"by": "child", "pid": os.getpid()}
+
+    if kind == "db":
+        queue = JobQueue(qdataset.connect(where), lease_timeout=float(lease))
+    else:
+        queue = FolderQueue(where, lease_timeout=float(lease))
+    worker = Blocking(queue, "aer", name=f"child-{os.getpid()}")
+    worker.run(max_jobs=1)
+    print("COUNTS", json.dumps({"done": worker.done, "lost": worker.lost,
+                                "failed": worker.failed}), flush=True)
+""")
+
+
+class ChildWorker:
+    """A ``qdataset.jobs.Worker`` in a process of its own whose job blocks."""
+
+    def __init__(self, make_queue, tmp_path: Path, lease_timeout: float) -> None:
+        script = tmp_path / "child_worker.py"
+        script.write_text(_CHILD_WORKER)
+        self.release = tmp_path / f"release-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), make_queue.kind, make_queue.where,
+             str(lease_timeout), str(self.release)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        self.lines: queues.Queue[str] = queues.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.split())
+
+    def expect(self, word: str, timeout: float = 60.0) -> list[str]:
+        try:
+            fields = self.lines.get(timeout=timeout)
+        except queues.Empty:
+            self.proc.kill()
+            raise AssertionError(f"the worker process said no {word}: "
+                                 f"{self.proc.communicate()[1]}") from None
+        assert fields[0] == word, fields
+        return fields[1:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+
+class CountingWorker(Worker):
+    """Finishes each job at once, recording what it ran."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.executed = []
+
+    def execute(self, claim):
+        self.executed.append((claim.job_id, claim.attempts))
+        return {"by": "rescuer", "attempt": claim.attempts}
+
+
+KILL_TRIALS = int(os.environ.get("QDATASET_LEASE_TRIALS", "3"))
+
+
+@pytest.mark.slow  # a Python process per trial
+def test_worker_killed_holding_a_job_is_requeued_and_finished_once(make_queue, tmp_path):
+    """SIGKILL of a worker process while its job runs: the next claim on this host
+    requeues it at once (the pid is gone; the lease would hold for a minute) and
+    another worker finishes it exactly once."""
+    queue = make_queue(lease_timeout=60)
+    queue.upload_config("aer", {"max_shots": 10})
+    rescuer = CountingWorker(make_queue(lease_timeout=60), "aer", name="rescuer")
+    for trial in range(KILL_TRIALS):
+        job_id = queue.submit("aer", {"trial": trial})
+        child = ChildWorker(make_queue, tmp_path, lease_timeout=60)
+        try:
+            claimed, attempts = child.expect("CLAIMED")
+            assert (claimed, attempts) == (job_id, "1")
+            os.kill(child.proc.pid, signal.SIGKILL)
+            assert child.proc.wait(30) == -signal.SIGKILL
+        finally:
+            child.close()
+        assert queue.status(job_id).status == "RUNNING"  # nobody has looked yet
+        started = time.monotonic()
+        assert rescuer.run(once=True) == 1
+        assert time.monotonic() - started < 30  # not the 60 s lease
+        state = queue.status(job_id)
+        assert (state.status, queue.attempts(job_id)) == ("DONE", 2), state
+        assert queue.result(job_id) == {"by": "rescuer", "attempt": 2}
+        assert rescuer.run(once=True) == 0  # nothing left: finished once
+    assert rescuer.executed == [(i, 2) for i in queue.jobs(status="DONE")]
+    assert (rescuer.done, rescuer.lost, rescuer.failed) == (KILL_TRIALS, 0, 0)
+    assert len(queue.jobs(status="DONE")) == KILL_TRIALS
+
+
+@pytest.mark.slow  # a Python process
+def test_worker_stopped_past_its_lease_is_refused_when_it_resumes(make_queue, tmp_path):
+    """SIGSTOP (a live but stalled holder): its lease runs out, another worker finishes
+    the job; after SIGCONT the stalled worker's result is rejected (LeaseLostError)."""
+    queue = make_queue(lease_timeout=1.0)
+    queue.upload_config("aer", {"max_shots": 10})
+    job_id = queue.submit("aer", {"x": 1})
+    child = ChildWorker(make_queue, tmp_path, lease_timeout=1.0)
+    try:
+        assert child.expect("CLAIMED")[0] == job_id
+        os.kill(child.proc.pid, signal.SIGSTOP)
+        rescuer = CountingWorker(make_queue(lease_timeout=1.0), "aer", name="rescuer")
+        assert rescuer.run_once() is None  # alive (stopped) and leased: not taken
+        assert wait_for(lambda: rescuer.run_once()) == job_id  # once the lease ran out
+        child.release.touch()
+        os.kill(child.proc.pid, signal.SIGCONT)
+        counts = json.loads(" ".join(child.expect("COUNTS")))
+        assert child.proc.wait(30) == 0
+    finally:
+        child.close()
+    assert counts == {"done": 0, "lost": 1, "failed": 0}
+    assert queue.result(job_id) == {"by": "rescuer", "attempt": 2}
+    assert (queue.status(job_id).status, queue.attempts(job_id)) == ("DONE", 2)
+
+
+def test_worker_command_takes_lease_options(tmp_path, capsys):
+    from qdataset.cli import main
+
+    FolderQueue(tmp_path / "q").upload_config("aer", {})
+    assert main(["worker", "--backend", "aer", "--folder", str(tmp_path / "q"), "--once",
+                 "--lease-timeout", "5", "--max-attempts", "2", "--quiet"]) == 0
+    assert "0 job(s) done" in capsys.readouterr().out

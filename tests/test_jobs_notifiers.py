@@ -213,3 +213,97 @@ def test_unreachable_smtp_server_does_not_crash_the_watcher(store, caplog):
                               for n in watcher.notifications("lonely")] == [True])
         assert watcher.running
     assert "gave up" in caplog.text
+
+
+# -- idempotency keys (issue 13, item 10) ---------------------------------------------------
+
+
+def test_events_carry_a_key_derived_from_job_and_status():
+    import hashlib
+
+    event = JobEvent("job-42", "DONE", "RUNNING", 1.0)
+    assert event.key == hashlib.sha256(b"job-42|DONE").hexdigest()[:32]
+    assert JobEvent("job-42", "DONE", None, 99.0, label="x").key == event.key  # same notification
+    assert JobEvent("job-42", "ERROR", "RUNNING", 1.0).key != event.key
+    assert event.message_id == f"<{event.key}@qdataset>"
+    assert event.to_dict()["key"] == event.key
+
+
+def test_email_message_id_is_the_same_for_a_resent_notification(smtp_server):
+    port, received = smtp_server
+    notifier = EmailNotifier(host="127.0.0.1", port=port, sender="lab@example.org",
+                             to="me@example.org")
+    notifier.notify(JobEvent("job-7", "DONE", "RUNNING", 10.0))
+    notifier.notify(JobEvent("job-7", "DONE", "RUNNING", 12.5))  # e.g. after a crash
+    notifier.notify(JobEvent("job-7", "ERROR", "DONE", 13.0))
+    assert _wait(lambda: len(received) == 3)
+    ids = [msg["Message-ID"] for _, msg in received]
+    key = JobEvent("job-7", "DONE", None, 0.0).key
+    assert ids[0] == ids[1] == f"<{key}@qdataset>"
+    assert ids[2] != ids[0] and ids[2].endswith("@qdataset>")
+
+
+def test_webhook_sends_the_key_as_header_and_in_the_body(http_server):
+    url, state = http_server
+    hook = WebhookNotifier(url, headers={"Idempotency-Key": "not this one"})
+    event = JobEvent("job-9", "DONE", "RUNNING", 5.0)
+    hook.notify(event)
+    hook.notify(JobEvent("job-9", "DONE", "RUNNING", 6.0))
+    (_, first_headers, first), (_, second_headers, second) = state["posts"]
+    assert first_headers["Idempotency-Key"] == second_headers["Idempotency-Key"] == event.key
+    assert first["key"] == second["key"] == event.key
+    assert first["time"] != second["time"]
+
+
+_CRASHING_WATCHER = """
+import os, signal, sys
+import qdataset
+from qdataset.jobs import JobWatcher, WebhookNotifier
+
+class Done:
+    def job_id(self):
+        return "crash-job"
+    def status(self):
+        return "DONE"
+
+def crash(event):  # the watcher dies after the webhook got the event, before recording it
+    os.kill(os.getpid(), signal.SIGKILL)
+
+store = qdataset.connect(sys.argv[1])
+watcher = JobWatcher(store, [WebhookNotifier(sys.argv[2]), crash])
+watcher.register_job(Done())
+watcher.poll_once()
+"""
+
+
+@pytest.mark.slow  # a Python process
+def test_duplicate_after_a_watcher_crash_has_the_same_key(store_url, http_server, tmp_path):
+    """A watcher SIGKILLed between sending and recording: the next watcher sends the
+    notification again, and the receiver sees the same key twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import qdataset
+
+    url, state = http_server
+    script = tmp_path / "crashing_watcher.py"
+    script.write_text(_CRASHING_WATCHER)
+    child = subprocess.run([sys.executable, str(script), store_url, url], capture_output=True,
+                           text=True, timeout=120,
+                           env={**os.environ,
+                                "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert len(state["posts"]) == 1
+    with qdataset.connect(store_url) as store:
+        watcher = JobWatcher(store, [WebhookNotifier(url)], poll_interval=0.02, lease=0.2)
+        with watcher:
+            assert _wait(lambda: len(state["posts"]) == 2)
+            assert _wait(lambda: watcher.pending() == 0)
+        [note] = watcher.notifications("crash-job")
+        assert note["delivered_at"] is not None
+    (_, h1, b1), (_, h2, b2) = state["posts"]
+    key = JobEvent("crash-job", "DONE", None, 0.0).key
+    assert h1["Idempotency-Key"] == h2["Idempotency-Key"] == b1["key"] == b2["key"] == key

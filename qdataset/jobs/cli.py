@@ -7,7 +7,8 @@ import logging
 
 
 def add_worker_command(commands: argparse._SubParsersAction) -> None:
-    """Add ``qdataset worker --backend NAME [--url URL | --folder PATH] [--once] [--poll S]``."""
+    """Add ``qdataset worker --backend NAME [--url URL | --folder PATH] [--once] [--poll S]
+    [--lease-timeout S] [--max-attempts N]``."""
     worker = commands.add_parser(
         "worker", help="run queued jobs of a backend on qiskit-aer",
         description="Claim jobs of one backend from the job queue and run them on qiskit-aer.")
@@ -19,6 +20,12 @@ def add_worker_command(commands: argparse._SubParsersAction) -> None:
                         help="exit when the queue is empty instead of waiting for jobs")
     worker.add_argument("--poll", type=float, default=1.0,
                         help="seconds between looks at an empty queue (default 1)")
+    worker.add_argument("--lease-timeout", type=float, default=None,
+                        help="seconds a claimed job stays this worker's without renewal "
+                             "(default: the store's lease_timeout; 10 for --folder)")
+    worker.add_argument("--max-attempts", type=int, default=3,
+                        help="claims of a job before losing its worker once more ends it "
+                             "as ERROR (default 3)")
     worker.add_argument("--quiet", action="store_true", help="log warnings only")
     worker.set_defaults(func=run_worker_command)
 
@@ -35,12 +42,14 @@ def run_worker_command(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     store = None
     if args.folder:
-        queue: FolderQueue | JobQueue = FolderQueue(args.folder)
+        queue: FolderQueue | JobQueue = FolderQueue(
+            args.folder, lease_timeout=args.lease_timeout, max_attempts=args.max_attempts)
     else:
         from ..store import connect
 
         store = connect(args.url)
-        queue = JobQueue(store)
+        queue = JobQueue(store, lease_timeout=args.lease_timeout,
+                         max_attempts=args.max_attempts)
     try:
         worker = Worker(queue, args.backend, poll=args.poll)
         try:

@@ -4,6 +4,13 @@ A notifier is any object with ``notify(event)`` that raises on failure (the
 watcher retries it with backoff and logs; it never stops the watcher).  Plain
 callables are wrapped in :class:`CallbackNotifier`.
 
+Every event carries an idempotency key derived from (job id, status),
+:attr:`JobEvent.key`: the same for every delivery of one notification, also
+when a watcher that crashed after sending but before recording the delivery
+sends it again.  E-mails carry it as their ``Message-ID``
+(``<KEY@qdataset>``), webhooks as the ``Idempotency-Key`` header and the
+``key`` field of the JSON body, so a receiver can drop the rare duplicate.
+
 Credentials are never arguments stored anywhere: :class:`EmailNotifier` reads
 the SMTP user and password from the environment (``QDATASET_SMTP_USER``,
 ``QDATASET_SMTP_PASSWORD``) or from an INI file (``[smtp]`` section; path in
@@ -13,6 +20,7 @@ the SMTP user and password from the environment (``QDATASET_SMTP_USER``,
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
 import os
 import smtplib
@@ -34,7 +42,9 @@ class JobEvent:
 
     ``status`` and ``previous`` are status names ("DONE", "RUNNING", ...;
     ``previous`` is None when the job had not been seen before); ``time`` is
-    unix seconds of when the watcher saw it.
+    unix seconds of when the watcher saw it.  ``key`` identifies the
+    notification, not the delivery: every event about the same (job, status)
+    has the same key (32 hex digits).
     """
 
     job_id: str
@@ -48,13 +58,33 @@ class JobEvent:
     def datetime(self) -> datetime:
         return datetime.fromtimestamp(self.time, tz=UTC)
 
+    @property
+    def key(self) -> str:
+        """The idempotency key: the first 32 hex digits of sha256("<job_id>|<status>")."""
+        return idempotency_key(self.job_id, self.status)
+
+    @property
+    def message_id(self) -> str:
+        """The ``Message-ID`` of the e-mail about this event: ``<KEY@qdataset>``."""
+        return f"<{self.key}@qdataset>"
+
     def to_dict(self) -> dict[str, Any]:
-        """The event as a JSON-able dict (what webhooks receive), with ``time_iso``."""
-        return {**asdict(self), "time_iso": self.datetime.isoformat()}
+        """The event as a JSON-able dict (what webhooks receive), with ``time_iso`` and
+        the idempotency ``key``."""
+        return {**asdict(self), "time_iso": self.datetime.isoformat(), "key": self.key}
 
     def __str__(self) -> str:
         before = f" (was {self.previous})" if self.previous else ""
         return f"job {self.job_id} is {self.status}{before}"
+
+
+def idempotency_key(job_id: str, status: str) -> str:
+    """The key of the notification that job ``job_id`` entered ``status``.
+
+    >>> idempotency_key("job-42", "DONE") == JobEvent("job-42", "DONE", None, 0.0).key
+    True
+    """
+    return hashlib.sha256(f"{job_id}|{status}".encode()).hexdigest()[:32]
 
 
 class Notifier(Protocol):
@@ -193,6 +223,7 @@ class EmailNotifier:
         msg["Subject"] = self.subject.format(**event.to_dict())
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
+        msg["Message-ID"] = event.message_id  # the same for a resent notification
         lines = [
             f"Job {event.job_id} entered status {event.status}.",
             "",
@@ -231,6 +262,10 @@ class EmailNotifier:
 class WebhookNotifier:
     """HTTP POST each event as JSON (``JobEvent.to_dict()``) to ``url``.
 
+    The request carries the event's idempotency key as the ``Idempotency-Key``
+    header (and as ``key`` in the body): a receiver that has seen the key
+    before can answer 2xx and drop the duplicate.
+
     A bearer token, if the endpoint needs one, is read from the environment
     variable named by ``token_env`` when sending.  Any non-2xx answer counts
     as a failure (and is retried by the watcher).
@@ -254,7 +289,7 @@ class WebhookNotifier:
     def notify(self, event: JobEvent) -> None:
         body = json.dumps(event.to_dict()).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "qdataset-job-watcher",
-                   **self.headers}
+                   **self.headers, "Idempotency-Key": event.key}
         if self.token_env:
             token = os.environ.get(self.token_env)
             if not token:
