@@ -46,8 +46,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
         help="store size: also 100,000 runs (same layouts); populating them takes long")
     add("--probes", type=int, default=None,
         help="store size: fresh-process probes per store (7; quick: 2)")
-    add("--populate-budget", type=float, default=600.0,
-        help="store size: seconds of populating per store and run (600); a store left "
+    add("--populate-budget", type=float, default=900.0,
+        help="store size: seconds of populating per store and run (900); a store left "
              "short is resumed by the next run")
     add("--live-repeats", type=int, default=None,
         help="live: repetitions of each writer configuration (11; quick: 1)")

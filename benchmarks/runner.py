@@ -57,7 +57,7 @@ class Config:
     parts: tuple[str, ...] = PARTS
     big: bool = False  # also a store of 100,000 runs
     probes: int = 7  # fresh-process probes per store size
-    populate_budget: float = 600.0  # seconds of populating per store and benchmark run
+    populate_budget: float = 900.0  # seconds of populating per store and benchmark run
     live_repeats: int | None = None  # None: live.py's default (11; quick: 1)
 
     def rows(self, case: str) -> int:

@@ -130,8 +130,10 @@ def _goal(name: str, row: dict[str, Any], base: dict[str, Any], key: str,
               f"(limit {limit}x; medians of {row['probes']} probes)")
     if row["complete"]:
         return Goal(name, "MET" if ratio <= limit else "NOT MET", detail)
+    resume = ("the next run resumes it" if row["engine"] == "sqlite"
+              else "raise it, or pass --keep and run again to resume")
     why = (f"a run failed: {row['failure']}" if row.get("failure")
-           else "--populate-budget; the next run resumes it")
+           else f"--populate-budget; {resume}")
     short = f"; populating stopped at {at:,} of {row['count']:,} runs ({why})"
     if ratio > limit:  # over the limit already with fewer runs: more cannot be faster
         return Goal(name, "NOT MET", detail + short)
