@@ -660,10 +660,15 @@ _KILLED_CHILD = textwrap.dedent("""
 
     engine = create_engine(sys.argv[1])
 
+    moved = [0]
+
     @sa.event.listens_for(engine, "before_cursor_execute")
     def slowly(conn, cursor, statement, parameters, context, executemany):
         if statement.startswith('INSERT INTO "results_l'):
-            time.sleep(0.005)  # so the parent's kill lands mid-upgrade
+            moved[0] += 1
+            # After six batches, stall inside the seventh: the parent's kill always
+            # lands mid-upgrade, however fast or slow the machine.
+            time.sleep(600 if moved[0] > 130 else 0.002)
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
@@ -692,7 +697,8 @@ def test_upgrade_killed_mid_way_resumes(engine, tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None:
-            with engine.connect() as conn:
+            # A lock-free read: the child holds the write lock while it stalls.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 if "results_tables" in sa.inspect(conn).get_table_names():
                     moved = ddl(conn, "SELECT count(*) FROM runs "
                                       "WHERE results_table LIKE 'results_l%'").scalar()
@@ -702,6 +708,8 @@ def test_upgrade_killed_mid_way_resumes(engine, tmp_path):
         assert child.poll() is None, child.communicate()
         os.kill(child.pid, signal.SIGKILL)
     finally:
+        if child.poll() is None:
+            child.kill()  # a failed check above must not leave the stalled child behind
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     engine.dispose()  # the next checks see the store as the killed process left it
