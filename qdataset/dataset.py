@@ -41,6 +41,9 @@ log = logging.getLogger("qdataset")
 #: Longest run name: the id ``YYYYmmdd-HHMMSS-<name>-<8 hex>`` is stored in 255 characters.
 MAX_NAME_LENGTH = 255 - len("YYYYmmdd-HHMMSS--01234567")
 
+#: Longest metadata tag, in characters, on every engine.
+MAX_TAG_LENGTH = 255
+
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
 
@@ -388,6 +391,12 @@ class DataSet:
         """Store JSON-able ``metadata`` under ``tag``, replacing what was there."""
         if not isinstance(tag, str) or not tag:
             raise MetadataError(f"metadata tag must be a non-empty string, got {tag!r}")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise MetadataError(
+                f"metadata tag {tag[:40]!r}... is {len(tag)} characters long; tags are limited "
+                f"to {MAX_TAG_LENGTH} characters (on every engine); use a shorter tag and put "
+                "the details in the value"
+            )
         if tag in RESERVED_TAGS:
             raise MetadataError(
                 f"metadata tag {tag!r} is computed by qdataset and cannot be set; "

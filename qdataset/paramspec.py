@@ -16,6 +16,10 @@ ROLES = ("setpoint", "output")
 # bytes, datetime64/timedelta64 and structured (void) records.
 _SUPPORTED_KINDS = set("biufcUSMmV")
 
+#: Longest parameter name, in bytes of UTF-8, on every engine (PostgreSQL's identifier
+#: limit, NAMEDATALEN - 1, applied to SQLite too so runs can be copied between them).
+MAX_NAME_BYTES = 63
+
 
 def normalize_dtype(type_: Any, name: str = "?") -> np.dtype:
     """Return the numpy dtype for ``type_``; strings become unsized ``U``/``S``."""
@@ -103,6 +107,12 @@ class ParamSpec:
         if not isinstance(name, str) or not name or "\x00" in name:
             raise InvalidParamSpecError(
                 f"parameter name {name!r} is invalid; use a non-empty string without NUL"
+            )
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise InvalidParamSpecError(
+                f"parameter name {name!r} is {len(name.encode('utf-8', 'surrogatepass'))} "
+                f"bytes long in UTF-8; parameter names are limited to {MAX_NAME_BYTES} bytes "
+                "(on every engine); choose a shorter name and keep details in label= or unit="
             )
         self.name = name
         self.type = normalize_dtype(type, name)

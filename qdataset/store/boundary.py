@@ -88,7 +88,14 @@ def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatas
             f"{where}: the disk is full ({detail}); free space, then retry; "
             "nothing already stored was lost"
         )
-    if errorname in _SQLITE_BUSY or sqlstate in ("55P03", "40P01"):
+    if errorname in _SQLITE_BUSY:
+        return StoreError(
+            f"{where}: another process holds the write lock of this SQLite database and "
+            f"kept it longer than the busy timeout ({detail}); nothing was written by this "
+            "call. Retry once that process has finished writing, give it fewer, shorter "
+            "writes, or wait longer with connect(url, busy_timeout=seconds)"
+        )
+    if sqlstate in ("55P03", "40P01"):
         return StoreError(
             f"{where}: the database stayed locked by another writer ({detail}); retry, "
             "or give each process fewer, larger writes"

@@ -35,6 +35,11 @@ LOCK_MESSAGE = "qdataset: this run is completed; its results are read-only"
 #: PostgreSQL LISTEN/NOTIFY channel announcing "run <pk> changed" to other machines.
 CHANGE_CHANNEL = "qdataset_runs"
 
+#: Most parameters one run may have, on every engine (PostgreSQL's 1,600 columns per
+#: table less the two key columns; SQLite could hold 1,998, but runs must be copyable
+#: between engines).  PostgreSQL also checks that a result fits one row.
+MAX_PARAMETERS_PER_RUN = 1598
+
 #: The two key columns of every results table: the run and the row index.  Parameter
 #: names starting with RESERVED_PREFIX are refused, so they never collide.
 RESERVED_PREFIX = "_qd_"
@@ -95,7 +100,8 @@ class Dialect:
         return ", ".join([self.placeholder] * count)
 
     def check_column_name(self, name: str) -> None:
-        """Reject names the engine would silently truncate."""
+        """Reject names the engine would silently truncate (a backstop: ParamSpec
+        already refuses names over its limit of 63 bytes on every engine)."""
         limit = self.max_identifier_bytes
         if limit is not None and len(name.encode()) > limit:
             raise InvalidParamSpecError(
@@ -109,11 +115,12 @@ class Dialect:
 
     def check_run_layout(self, specs: Sequence[ParamSpec], run_id: str) -> None:
         """Refuse, before anything is created, a run this engine could not store."""
-        if len(specs) + 2 > self.max_columns:
+        limit = min(MAX_PARAMETERS_PER_RUN, self.max_columns - 2)
+        if len(specs) > limit:
             raise StorageLimitError(
-                f"run {run_id!r} would have {len(specs)} parameters; {self.name} holds at most "
-                f"{self.max_columns - 2} per run. Use fewer parameters: split the measurement "
-                "into several runs, or store related values as one array parameter "
+                f"run {run_id!r} would have {len(specs)} parameters; a run holds at most "
+                f"{limit} parameters (on every engine). Use fewer parameters: split the "
+                "measurement into several runs, or store related values as one array parameter "
                 "(ParamSpec(shape=...))"
             )
 

@@ -45,8 +45,12 @@ def redact_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
-def create_engine(url: str, create: bool = True) -> sa.Engine:
+def create_engine(url: str, create: bool = True,
+                  busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engine:
     """An engine for ``url`` with qdataset's per-dialect connection settings.
+
+    ``busy_timeout``: seconds an SQLite writer waits for another process's write
+    lock before its write fails with a StoreError saying so.
 
     With ``create`` false an SQLite store must already exist: a missing file is
     a StoreError, and neither the file nor its folder is made.
@@ -58,7 +62,7 @@ def create_engine(url: str, create: bool = True) -> sa.Engine:
             f"{redact_password(url)!r} is not a database URL; use e.g. sqlite:///lab.db"
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, create)
+        return _sqlite_engine(parsed, create, busy_timeout)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except sa.exc.NoSuchModuleError as exc:
@@ -111,7 +115,8 @@ def sqlite_path(engine: sa.Engine) -> Path | None:
     return Path(engine.url.database)
 
 
-def _sqlite_engine(url: sa.URL, create: bool = True) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, create: bool = True,
+                   busy_timeout: float = BUSY_TIMEOUT_S) -> sa.Engine:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         raise StoreError(
@@ -124,7 +129,7 @@ def _sqlite_engine(url: sa.URL, create: bool = True) -> sa.Engine:
         check_sqlite_store(Path(database).expanduser())
     engine = sa.create_engine(
         url,
-        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout, "check_same_thread": False},
         pool_size=8,
         max_overflow=16,
     )
@@ -136,7 +141,7 @@ def _sqlite_engine(url: sa.URL, create: bool = True) -> sa.Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -21,7 +21,7 @@ from ..errors import InvalidArgumentError, StoreClosedError, StoreError
 from ..paramspec import ParamSpec
 from .boundary import translating
 from .changes import ChangeFeed, open_change_feed
-from .engine import create_engine, normalize_url, sqlite_path
+from .engine import BUSY_TIMEOUT_S, create_engine, normalize_url, sqlite_path
 from .flusher import Flusher
 from .handle import RunHandle
 from .migrate import ensure_schema
@@ -96,16 +96,18 @@ class Store:
 
     def __init__(self, url: str | os.PathLike | None = None, *,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
-                 lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
+                 lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+                 busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         for name, value in (("flush_interval", flush_interval),
-                            ("lease_timeout", lease_timeout)):
+                            ("lease_timeout", lease_timeout),
+                            ("busy_timeout", busy_timeout)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
                 raise InvalidArgumentError(
                     f"{name} must be a positive number of seconds, got {value!r}"
                 )
         self.url = normalize_url(url)
         # create=False: an SQLite file is looked at before any engine touches it.
-        self.engine = create_engine(self.url, create=create)
+        self.engine = create_engine(self.url, create=create, busy_timeout=float(busy_timeout))
         try:
             with translating(self.engine.url):
                 ensure_schema(self.engine, create=create)
@@ -276,7 +278,8 @@ class Store:
 
 def connect(url: str | os.PathLike | None = None, *,
             flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
-            lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> Store:
+            lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+            busy_timeout: float = BUSY_TIMEOUT_S) -> Store:
     """Open (creating or upgrading if needed) the store at ``url``.
 
     Without a URL: ``$QDATASET_URL``, else ``qdataset.db`` in the user's data
@@ -285,14 +288,16 @@ def connect(url: str | os.PathLike | None = None, *,
     schema without qdataset's tables, is a StoreError and nothing is created
     (an existing store at an older schema revision is still upgraded).
     ``lease_timeout``: seconds a writer's lease may go unrenewed before a writer
-    on another host may take its run over.
+    on another host may take its run over.  ``busy_timeout``: seconds an SQLite
+    writer waits for another process's write lock before failing with a StoreError
+    (default 30).
 
     >>> store = connect("sqlite:///lab.db")
     >>> store = connect("sqlite:///lab.db", create=False)   # read: never creates
     >>> store = connect("postgresql+psycopg://lab-server/qdataset")
     """
     return Store(url, flush_interval=flush_interval, create=create,
-                 lease_timeout=lease_timeout)
+                 lease_timeout=lease_timeout, busy_timeout=busy_timeout)
 
 
 _default_store: Store | None = None
