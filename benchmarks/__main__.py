@@ -38,14 +38,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     add = parser.add_argument
     add("--quick", action="store_true",
         help="a tenth of the sizes and one repeat (unless --repeats is given); store size "
-             "100 runs vs 10 with 2 probes; live 20,000 rows once")
+             "100 runs vs 10, 1 probe each; live 20,000 rows once")
     add("--repeats", type=int, default=None, help="runs per case and implementation (3)")
     add("--only", default=",".join(CASES + PARTS),
         help="what to run, e.g. A,B or SCALE,LIVE (default: all of A,B,C,D,SCALE,LIVE)")
     add("--big", action="store_true",
         help="store size: also 100,000 runs (same layouts); populating them takes long")
     add("--probes", type=int, default=None,
-        help="store size: fresh-process probes per store (7; quick: 2)")
+        help="store size: fresh-process probes per store (7; quick: 1)")
     add("--populate-budget", type=float, default=900.0,
         help="store size: seconds of populating per store and run (900); a store left "
              "short is resumed by the next run")
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
                  qcodes_python=ns.qcodes_python, workdir=ns.workdir, keep=ns.keep,
                  import_repeats=3 if ns.quick else 5, postgres=not ns.no_postgres,
                  pg_url=ns.pg_url, parts=parts, big=ns.big,
-                 probes=max(1, ns.probes or (2 if ns.quick else 7)),
+                 probes=max(1, ns.probes or (1 if ns.quick else 7)),
                  populate_budget=ns.populate_budget, live_repeats=ns.live_repeats)
     return cfg, ns.json
 

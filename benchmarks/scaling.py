@@ -127,7 +127,7 @@ def _goal(name: str, row: dict[str, Any], base: dict[str, Any], key: str,
     at = row["runs"]
     detail = (f"{row[f'{key}_s'] * 1000:.1f} ms at {at:,} runs vs "
               f"{base[f'{key}_s'] * 1000:.1f} ms at {base['runs']:,} = {ratio:.2f}x "
-              f"(limit {limit}x; medians of {row['probes']} probes)")
+              f"(limit {limit}x; median of {row['probes']} probe(s))")
     if row["complete"]:
         return Goal(name, "MET" if ratio <= limit else "NOT MET", detail)
     resume = ("the next run resumes it" if row["engine"] == "sqlite"

@@ -166,6 +166,9 @@ class StoreCache:
                 old = {}
         store = Populated(engine, count, names, url, populate_s=old.get("populate_s", 0.0))
         self.stores.append(store)
+        if old.get("runs", 0) >= count and old.get("ids", {}).get("middle"):
+            store.runs, store.ids = old["runs"], old["ids"]  # complete: no worker needed
+            return store
         result = self._populate(store, position)
         if "error" in result:
             store.error = result["error"].strip().splitlines()[-1][:200]
