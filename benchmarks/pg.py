@@ -72,15 +72,42 @@ def base_of(url: str) -> str:
     return url.split("?options=")[0].split("&options=")[0]
 
 
-def drop_schema(url: str) -> None:
-    """Drop the schema of a :func:`schema_url` URL and everything in it (errors ignored)."""
+def drop_schema(url: str) -> bool:
+    """Drop the schema of a :func:`schema_url` URL and everything in it; False if it stays.
+
+    ``DROP SCHEMA ... CASCADE`` takes a lock per object in one transaction, so a
+    schema with thousands of tables can exceed the server's lock table ("out
+    of shared memory"); then its tables go first, a few hundred per transaction.
+    """
+    schema = schema_of(url)
     try:
         engine = _engine(base_of(url))
+    except Exception:  # noqa: BLE001 - best effort clean-up
+        return False
+    try:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return True
+        except Exception:  # noqa: BLE001, S110 - retried below in small transactions
+            pass
+        while True:
+            with engine.begin() as conn:
+                tables = [r[0] for r in conn.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %(s)s LIMIT 200",
+                    {"s": schema})]
+                if not tables:
+                    break
+                names = ", ".join('"{}"."{}"'.format(schema, t.replace('"', '""'))
+                                  for t in tables)
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names} CASCADE")
         with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema_of(url)}" CASCADE')
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return True
+    except Exception:  # noqa: BLE001 - best effort clean-up
+        return False
+    finally:
         engine.dispose()
-    except Exception:  # noqa: BLE001, S110 - best effort clean-up
-        pass
 
 
 def schema_size_mb(url: str) -> float | None:

@@ -237,7 +237,9 @@ class StoreCache:
             if self.keep:
                 notes.append(f"PostgreSQL schema kept: {pg.schema_of(store.url)} "
                              "(a later run with --keep reuses it)")
-            else:
-                pg.drop_schema(store.url)
+            elif pg.drop_schema(store.url):
                 self._manifest(store.engine, store.count, store.names).unlink(missing_ok=True)
+            else:
+                notes.append(f"PostgreSQL schema {pg.schema_of(store.url)} could not be "
+                             "dropped; drop it by hand")
         return notes
