@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +36,33 @@ def _script_directory():
 
 def head_revision() -> str:
     """The newest schema revision this qdataset knows."""
-    return _script_directory().get_current_head()
+    return _head_from_files() or _script_directory().get_current_head()
+
+
+@lru_cache(maxsize=1)
+def _head_from_files() -> str | None:
+    """The head read from the revision files' ``revision``/``down_revision`` lines.
+
+    Opening a store at head (the common case) then needs no Alembic import,
+    which costs more than the rest of ``connect()``.  None when the history is
+    not one plain line: Alembic decides then.
+    """
+    revisions, parents = set(), set()
+    for path in (migrations_dir() / "versions").glob("*.py"):
+        text = path.read_text()
+        found = _REVISION.search(text)
+        if found is None:
+            continue
+        revisions.add(found.group(1))
+        parent = _DOWN_REVISION.search(text)
+        if parent is not None:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+_REVISION = re.compile(r'^revision\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
 
 
 def current_revision(engine: sa.Engine) -> str | None:
