@@ -273,7 +273,7 @@ class DataSet:
             kwargs = _single_mapping(args, kwargs, "add_result takes keyword arguments")
         if not self._writer:
             self._start_writing()
-        return self._buffer.append([self._encode_row(kwargs)], self._completed_error)
+        return self._buffer.append_one(self._encode_row(kwargs), self._completed_error)
 
     def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
         """Add results, keeping their order; returns the index of the first.

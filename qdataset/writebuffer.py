@@ -75,6 +75,22 @@ class WriteBuffer:
         self._flush_delay = flush_delay
 
     # -- accepting rows --------------------------------------------------------------
+    def append_one(self, row: list[Any], completed_error: Callable[[], Exception]) -> int:
+        """:meth:`append` for one row: the row-by-row measurement loop's hot path."""
+        self.handle.check_open()
+        with self.lock:
+            if self.completed:
+                raise completed_error()
+            index = row[0] = self.length
+            self.length = index + 1
+            self._pending.append(row)
+            first = len(self._pending) == 1
+        if first:
+            self._schedule_or_take_back([row])
+        elif time.monotonic() >= self._flush_due:
+            self.flush()  # overdue (see append)
+        return index
+
     def append(self, rows: list[list[Any]], completed_error: Callable[[], Exception]) -> int:
         """Number ``rows`` (``[placeholder, value, ...]``) from the current length,
         keep them and schedule their flush; returns the first index."""
@@ -91,19 +107,22 @@ class WriteBuffer:
         if not rows:
             return first
         if was_empty:
-            try:
-                self._schedule()
-            except StoreClosedError:  # closed meanwhile: take the rows back, keep nothing
-                with self.lock:
-                    if self._pending and self._pending[-1] is rows[-1]:
-                        del self._pending[-len(rows):]
-                        self.length -= len(rows)
-                raise
+            self._schedule_or_take_back(rows)
         elif time.monotonic() >= self._flush_due:
             # Overdue: a busy measurement loop starved the flusher thread of the
             # GIL (see WRITER_FLUSH_AFTER), so the writer flushes itself.
             self.flush()
         return first
+
+    def _schedule_or_take_back(self, rows: list[list[Any]]) -> None:
+        try:
+            self._schedule()
+        except StoreClosedError:  # closed meanwhile: take the rows back, keep nothing
+            with self.lock:
+                if self._pending and self._pending[-1] is rows[-1]:
+                    del self._pending[-len(rows):]
+                    self.length -= len(rows)
+            raise
 
     def _schedule(self) -> None:
         interval = self.handle.flush_interval
