@@ -71,3 +71,60 @@ def test_busy_writer_still_flushes_on_time(store_url):
         assert in_database >= old_enough, (in_database, old_enough, n)
         stored = view.get_data("x", end=in_database)[0]  # more may have landed meanwhile
         assert stored.tolist() == [float(i) for i in range(in_database)]
+
+
+def test_failure_log_reports_once_then_at_most_once_a_minute(caplog):
+    """A flush that keeps failing is reported on the first failure, then at most once a
+    minute (with the attempt count), and once more when it works again; retries back
+    off from the flush interval to MAX_RETRY_DELAY."""
+    import logging
+
+    from qdataset.store.flusher import MAX_RETRY_DELAY, REPORT_EVERY, FailureLog
+
+    now = [0.0]
+    failures = FailureLog(clock=lambda: now[0])
+    buffer = object()
+    error = FlushError("could not write (simulated)")
+    delays = []
+    with caplog.at_level(logging.WARNING, logger="qdataset"):
+        for _ in range(200):  # 200 attempts within 59 s
+            delays.append(failures.failed(buffer, error, 0.1))
+            now[0] += 59.0 / 200
+        assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
+        now[0] = REPORT_EVERY + 1.0
+        failures.failed(buffer, error, 0.1)
+        assert len(caplog.records) == 2 and "201 attempts" in caplog.records[1].getMessage()
+        failures.succeeded(buffer)
+        assert len(caplog.records) == 3 and "succeeded" in caplog.records[2].getMessage()
+        failures.succeeded(buffer)  # nothing to report: no failures since
+        assert len(caplog.records) == 3
+    assert delays[:3] == [0.1, 0.2, 0.4] and max(delays) == MAX_RETRY_DELAY
+
+
+def test_background_flush_failing_several_times_logs_twice_and_stores_the_rows(
+        store_url, caplog):
+    import logging
+    import time
+
+    import qdataset
+
+    store = qdataset.connect(store_url, flush_interval=0.02)
+    try:
+        ds = DataSet("flaky", [ParamSpec("x", np.float64)], store=store)
+        view = store.read_dataset(ds.id)
+        with caplog.at_level(logging.WARNING, logger="qdataset"), \
+                failing_writes(store, 5, "server briefly unreachable (simulated)") as faults:
+            ds.add_result(x=1.0)  # then nothing: only the flusher's retries can store it
+            deadline = time.monotonic() + 20
+            while view.length < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert faults.raised == 5
+        assert view.get_data("x")[0].tolist() == [1.0]
+        deadline = time.monotonic() + 5  # the success report follows the commit
+        while len(caplog.records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        messages = [r.getMessage() for r in caplog.records if r.name == "qdataset"]
+        assert len(messages) == 2, messages  # the first failure and the recovery, not 5
+        assert "failed" in messages[0] and "after 5 failed attempts" in messages[1]
+    finally:
+        store.close()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import StoreClosedError
+from ..errors import CompletedError, StoreClosedError
 
 log = logging.getLogger("qdataset")
 
@@ -33,6 +34,7 @@ class Flusher:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._failures = FailureLog()
 
     @property
     def closed(self) -> bool:
@@ -87,13 +89,14 @@ class Flusher:
             for buffer in due:
                 try:
                     buffer.flush()
-                except Exception:  # the rows stay buffered; retry one interval later
-                    log.exception("qdataset: background flush failed; rows kept in memory, "
-                                  "retrying in %.1f s", self.interval)
+                except Exception as exc:  # the rows stay buffered; retry with backoff
+                    delay = self._failures.failed(buffer, exc, self.interval)
                     with self._cond:
-                        if not self._closed:
+                        if delay is not None and not self._closed:
                             self._pending.setdefault(
-                                id(buffer), (buffer, time.monotonic() + self.interval))
+                                id(buffer), (buffer, time.monotonic() + delay))
+                else:
+                    self._failures.succeeded(buffer)
 
     def close(self) -> None:
         """Stop the thread and flush what is still pending, in the caller's thread."""
@@ -113,3 +116,53 @@ class Flusher:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+#: Longest wait between retries of a failing background flush, in seconds.
+MAX_RETRY_DELAY = 5.0
+#: A failure that goes on is reported again at most this often, in seconds.
+REPORT_EVERY = 60.0
+
+
+class FailureLog:
+    """Backoff and reporting for background flushes that keep failing.
+
+    The first failure of a buffer is logged with its traceback; while the same
+    kind of error goes on, it is reported again at most every REPORT_EVERY
+    seconds (with the number of failed attempts), not on every retry.  Retries
+    back off from the flush interval to MAX_RETRY_DELAY.  A flush that works
+    again is logged once, so the log says when the rows were safe.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._state: dict[int, list] = {}  # id(buffer) -> [attempts, kind, last report]
+
+    def failed(self, buffer: Flushable, exc: Exception, interval: float) -> float | None:
+        """Record a failed flush; returns the delay before the next attempt (None: a
+        retry cannot help, e.g. the run was completed elsewhere)."""
+        now = self._clock()
+        if isinstance(exc, CompletedError):
+            self._state.pop(id(buffer), None)
+            log.error("qdataset: background flush refused: %s; the writer's next call "
+                      "raises CompletedError", exc)
+            return None
+        kind = type(exc.__cause__ or exc).__name__
+        state = self._state.setdefault(id(buffer), [0, None, float("-inf")])
+        state[0] += 1
+        delay = min(interval * 2 ** (state[0] - 1), MAX_RETRY_DELAY)
+        if state[1] != kind:
+            state[1], state[2] = kind, now
+            log.warning("qdataset: background flush failed; the rows are kept in memory and "
+                        "retried (next in %.1f s)", delay, exc_info=exc)
+        elif now - state[2] >= REPORT_EVERY:
+            state[2] = now
+            log.warning("qdataset: background flush still failing after %d attempts (%s: %s); "
+                        "the rows are kept in memory", state[0], kind, exc)
+        return delay
+
+    def succeeded(self, buffer: Flushable) -> None:
+        state = self._state.pop(id(buffer), None)
+        if state is not None:
+            log.warning("qdataset: background flush succeeded after %d failed attempts; "
+                        "the kept rows are stored", state[0])
