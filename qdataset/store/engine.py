@@ -17,6 +17,9 @@ BUSY_TIMEOUT_S = 30.0
 
 DEFAULT_FILENAME = "qdataset.db"
 
+#: Seconds a PostgreSQL connection attempt may take before it fails.
+CONNECT_TIMEOUT_S = 10
+
 
 def default_url() -> str:
     """The default store: ``$QDATASET_URL``, else one SQLite file in the user data dir."""
@@ -63,8 +66,13 @@ def create_engine(url: str, create: bool = True,
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, create, busy_timeout)
+    # A server host that drops packets must fail in seconds, not hang: unless the URL
+    # says otherwise, PostgreSQL connections give up after CONNECT_TIMEOUT_S.
+    connect_args = ({"connect_timeout": CONNECT_TIMEOUT_S}
+                    if parsed.get_backend_name() == "postgresql"
+                    and "connect_timeout" not in parsed.query else {})
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except sa.exc.NoSuchModuleError as exc:
         raise StoreError(
             f"{parsed.drivername!r} is not a database SQLAlchemy knows; use a URL such as "
