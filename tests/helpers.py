@@ -40,3 +40,29 @@ def snapshot(ds) -> tuple[int, dict[str, list[Any]]]:
 def stored(store, run_id: str) -> tuple[int, dict[str, list[Any]]]:
     """The run's contents as the database holds them, read through a fresh view."""
     return snapshot(store.read_dataset(run_id))
+
+
+def schema_size(store) -> int:
+    """Tables, indexes and triggers of a store's database (or PostgreSQL schema)."""
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            return conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        return conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = "
+            "current_schema()::regnamespace) + (SELECT count(*) FROM pg_trigger t JOIN "
+            "pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = "
+            "current_schema()::regnamespace)").scalar()
+
+
+def migrate_to(engine, revision: str) -> None:
+    """Bring ``engine``'s database to schema ``revision`` with Alembic (an old store)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from qdataset.store.migrate import migrations_dir
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)

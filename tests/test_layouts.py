@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import schema_size
 
 import qdataset
 from qdataset import DataSet, ParamSpec, StorageLimitError
@@ -19,17 +20,6 @@ def placement(store, run_id: str) -> tuple[str, dict[str, str]]:
         columns = dict(conn.execute(sa.text(
             "SELECT name, column_name FROM run_params WHERE run_pk = :pk"), {"pk": pk}).all())
     return table, columns
-
-
-def schema_size(store) -> int:
-    with store.engine.connect() as conn:
-        if store.dialect == "sqlite":
-            return conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-        return conn.exec_driver_sql(
-            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = "
-            "current_schema()::regnamespace) + (SELECT count(*) FROM pg_trigger t JOIN "
-            "pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = "
-            "current_schema()::regnamespace)").scalar()
 
 
 def xy(name: str, store, rows: int = 3) -> DataSet:

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import schema_size
 
 import qdataset
 from qdataset import (
@@ -29,18 +30,6 @@ from qdataset import (
 from qdataset.dataset import MAX_NAME_LENGTH, MAX_TAG_LENGTH
 from qdataset.paramspec import MAX_NAME_BYTES
 from qdataset.store.dialect import MAX_PARAMETERS_PER_RUN
-
-
-def schema_size(store) -> int:
-    """Tables, indexes and triggers of the store: a refused run must add none."""
-    with store.engine.connect() as conn:
-        if store.dialect == "sqlite":
-            return conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-        return conn.exec_driver_sql(
-            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = "
-            "current_schema()::regnamespace) + (SELECT count(*) FROM pg_trigger t JOIN "
-            "pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = "
-            "current_schema()::regnamespace)").scalar()
 
 
 def row_counts(store) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import snapshot
+from helpers import migrate_to, snapshot
 
 import qdataset
 from qdataset import (
@@ -24,7 +24,7 @@ from qdataset import (
     read_dataset,
     write_dataset,
 )
-from qdataset.store.migrate import head_revision, migrations_dir
+from qdataset.store.migrate import head_revision
 
 
 def _revision(engine: sa.Engine) -> str:
@@ -108,16 +108,9 @@ def test_new_database_is_at_head(store):
 
 
 def test_old_database_is_upgraded(db_file):
-    from alembic import command
-    from alembic.config import Config
-
     url = f"sqlite:///{db_file}"
     engine = sa.create_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    migrate_to(engine, "0001")
     assert _revision(engine) == "0001"
     before = set(sa.inspect(engine).get_table_names())
     engine.dispose()

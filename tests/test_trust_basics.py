@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
+from helpers import migrate_to
 
 import qdataset
 from qdataset import (
@@ -26,7 +27,7 @@ from qdataset import (
     read_dataset,
 )
 from qdataset.cursor import Cursor
-from qdataset.store.migrate import head_revision, migrations_dir
+from qdataset.store.migrate import head_revision
 
 
 def _digest(path: Path) -> str:
@@ -73,16 +74,9 @@ def test_create_false_opens_an_existing_store(store_url, xy_specs):
 
 
 def test_create_false_still_upgrades_an_old_store(tmp_path):
-    from alembic import command
-    from alembic.config import Config
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    migrate_to(engine, "0001")
     engine.dispose()
     with qdataset.connect(url, create=False) as store:
         with store.reading() as conn:
