@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from ..errors import InvalidParamSpecError, StorageLimitError, StoreError
+from ..errors import StorageLimitError, StoreError
 from .codec import as_list
 
 if TYPE_CHECKING:
@@ -98,16 +98,6 @@ class Dialect:
 
     def placeholders(self, count: int) -> str:
         return ", ".join([self.placeholder] * count)
-
-    def check_column_name(self, name: str) -> None:
-        """Reject names the engine would silently truncate (a backstop: ParamSpec
-        already refuses names over its limit of 63 bytes on every engine)."""
-        limit = self.max_identifier_bytes
-        if limit is not None and len(name.encode()) > limit:
-            raise InvalidParamSpecError(
-                f"parameter name {name!r} is longer than {limit} bytes, the limit of "
-                f"{self.name}; choose a shorter name"
-            )
 
     # -- layout and limits ---------------------------------------------------------------
     def column_type(self, storage: str) -> str:

@@ -78,8 +78,6 @@ class RunStorage:
 
         Limits are checked first: a run the engine could not store is never created."""
         self.dialect.check_run_layout(specs, run_id)
-        for spec in specs:
-            self.dialect.check_column_name(spec.name)
         with self.writing(run_id) as conn:
             exists = conn.execute(sa.select(runs.c.pk).where(runs.c.run_id == run_id)).first()
             if exists:
@@ -225,8 +223,6 @@ class RunStorage:
                     values: dict[str, Sequence[Any]] | None = None) -> None:
         """Add parameters (existing rows get NULL), optionally with values; their
         columns are added to the run's table where it lacks them."""
-        for spec in specs:
-            self.dialect.check_column_name(spec.name)
         with self.writing(run.run_id) as conn:
             self._ensure_open(conn, run)
             existing = self.load_specs_in(conn, run.pk)
