@@ -199,8 +199,7 @@ class DataSet:
 
         The read happens before any lock is taken, so a view never makes a
         writer in this process wait for the database."""
-        length, completed_at, param_count = self._handle.state()
-        specs = self._handle.load_specs() if param_count != len(self._specs) else None
+        length, completed_at, specs = self._stored_state()
         with self._buffer.lock:
             if completed_at is not None:
                 self._buffer.completed = True
@@ -209,6 +208,12 @@ class DataSet:
                 self._set_specs(specs)
                 self._buffer.set_layout(self._layout())
         return length
+
+    def _stored_state(self) -> tuple[int, float | None, list[ParamSpec] | None]:
+        """(length, completed_at, parameters if they changed) as the database has them."""
+        length, completed_at, param_count = self._handle.state()
+        specs = self._handle.load_specs() if param_count != len(self._specs) else None
+        return length, completed_at, specs
 
     def __len__(self) -> int:
         return self.length
@@ -450,8 +455,7 @@ class DataSet:
         """A view becomes this run's writer: take length and state from the database."""
         if self._writer:
             return
-        length, completed_at, param_count = self._handle.state()
-        specs = self._handle.load_specs() if param_count != len(self._specs) else None
+        length, completed_at, specs = self._stored_state()
         buffer = self._buffer
         with buffer.io_lock, buffer.lock:
             if specs is not None:
