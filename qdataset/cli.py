@@ -101,10 +101,12 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 def _add_extra_commands(commands: argparse._SubParsersAction) -> None:
-    """Commands of the optional layers (jobs worker, copy), registered here."""
+    """Commands of the optional layers (jobs worker, web view), registered here."""
     from .jobs.cli import add_worker_command
+    from .web.command import add_serve_command
 
     add_worker_command(commands)
+    add_serve_command(commands)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,243 @@
+"""Followers: the server's one reader per watched run, and one for the run list.
+
+However many browser sessions watch a run, the server subscribes to it once
+(``DataSet.subscribe`` on a view, which rides on the store's cross-process
+change detection: ``PRAGMA data_version`` on SQLite, LISTEN/NOTIFY on
+PostgreSQL), reads only the new rows through one cursor, keeps them in
+:class:`~qdataset.web.columns.Columns`, and tells every session that something
+changed.  Sessions then take what they need from the shared columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import QDatasetError
+from .columns import Columns
+
+if TYPE_CHECKING:
+    from ..dataset import DataSet
+    from ..store import RunInfo, Store
+
+log = logging.getLogger("qdataset.web")
+
+#: Milliseconds between two updates of one run (the subscription's min_wait).
+UPDATE_MS = 100
+#: Seconds between re-reads of a running run's metadata (it changes without rows).
+METADATA_S = 2.0
+#: Seconds between two looks at the run list while someone watches it.
+LIST_POLL_S = 0.5
+
+Listener = Callable[[Any], None]
+
+
+class RunFollower:
+    """Follows one run for every session that shows it.
+
+    ``listener(follower)`` is called on a background thread whenever rows,
+    state or metadata changed; it must only schedule work (Bokeh sessions use
+    ``doc.add_next_tick_callback``).
+    """
+
+    def __init__(self, view: DataSet) -> None:
+        self.view = view
+        self.id = view.id
+        self.name = view.name
+        self.created_at = view.created_at
+        self.specs = view.get_parameters()
+        self.columns = Columns(self.specs)
+        self.completed = False
+        self.failed = False
+        self.metadata: dict[str, Any] = {}
+        self.error: str | None = None  # why following stopped, if it did
+        self.ready = threading.Event()  # set once the rows present at start are read
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._pull_lock = threading.Lock()
+        self._cursor = view.cursor(0)
+        self._subscription: Any = None
+        self._metadata_at = 0.0
+        self._closed = False
+
+    @property
+    def state(self) -> str:
+        """"running", "completed" or "failed" (as ``RunInfo.state``)."""
+        return "failed" if self.failed else "completed" if self.completed else "running"
+
+    def start(self) -> None:
+        """Subscribe and read the rows already there, on a thread of its own (a run
+        of millions of rows takes a moment; sessions show "loading" meanwhile)."""
+        threading.Thread(target=self._start, name=f"qdataset-web-{self.id}",
+                         daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            # Subscribe first: rows written while the first read runs are then
+            # announced to the callback, which reads on from the same cursor.
+            self._subscription = self.view.subscribe(self._changed, min_wait=UPDATE_MS)
+            self._pull()
+        except QDatasetError as exc:
+            self.error = " ".join(str(exc).split())
+        self.ready.set()
+        self._tell()
+
+    def _changed(self, dataset: DataSet, length: int, state: Any) -> None:
+        if not self.ready.is_set() or self._closed:
+            return  # the first read is still running and reads these rows too
+        try:
+            self._pull()
+        except QDatasetError as exc:
+            self.error = " ".join(str(exc).split())
+        self._tell()
+
+    def _pull(self) -> None:
+        with self._pull_lock:
+            # Completion first: if the run was complete before the read, the read
+            # returned its last rows, so "completed" is never shown with rows missing.
+            completed = self.view.is_marked_complete
+            names = [s.name for s in self.specs]
+            if names:
+                self.columns.extend(self._cursor.read(*names))
+            now = time.monotonic()
+            if completed or now - self._metadata_at >= METADATA_S:
+                self._metadata_at = now
+                self.metadata = {tag: value for tag, value in self.view.get_metadata().items()
+                                 if tag not in ("id", "parameters")}
+                self.failed = "error" in self.metadata
+            self.completed = completed
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> int:
+        """Forget ``listener``; how many remain."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            return len(self._listeners)
+
+    def _tell(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(self)
+            except Exception:  # noqa: BLE001 - one broken session must not stop the rest
+                log.exception("qdataset serve: a session's update failed")
+
+    def close(self) -> None:
+        """Stop following (the last session left)."""
+        self._closed = True
+        if self._subscription is not None:
+            try:
+                self.view.unsubscribe(self._subscription)
+            except QDatasetError:
+                pass
+
+
+class RunHub:
+    """The followers of one store, shared by all sessions: one per watched run."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._followers: dict[str, RunFollower] = {}
+        self._lock = threading.Lock()
+
+    def follow(self, run: str, listener: Listener) -> RunFollower:
+        """The follower of run ``run`` (an id, or whatever ``store.read_dataset``
+        accepts), with ``listener`` added; RunNotFoundError if there is no such run."""
+        view = self.store.read_dataset(run)
+        with self._lock:
+            follower = self._followers.get(view.id)
+            fresh = follower is None
+            if follower is None:
+                follower = self._followers[view.id] = RunFollower(view)
+            follower.add_listener(listener)
+        if fresh:
+            follower.start()
+        elif follower.ready.is_set():
+            listener(follower)
+        return follower
+
+    def leave(self, follower: RunFollower, listener: Listener) -> None:
+        """Remove ``listener``; the last one to leave stops the follower."""
+        with self._lock:
+            if follower.remove_listener(listener) or \
+                    self._followers.get(follower.id) is not follower:
+                return
+            del self._followers[follower.id]
+        follower.close()
+
+    @property
+    def followed(self) -> list[str]:
+        """Ids of the runs followed now."""
+        with self._lock:
+            return list(self._followers)
+
+    def close(self) -> None:
+        with self._lock:
+            followers, self._followers = list(self._followers.values()), {}
+        for follower in followers:
+            follower.close()
+
+
+class RunListWatcher:
+    """Looks at the store's run list while at least one session shows it, and tells
+    the sessions when it changed (new runs, growing row counts, new states)."""
+
+    def __init__(self, store: Store, interval: float = LIST_POLL_S) -> None:
+        self.store = store
+        self.interval = interval
+        self.runs: list[RunInfo] = []
+        self.error: str | None = None
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="qdataset-web-runs",
+                                                daemon=True)
+                self._thread.start()
+        self._wake.set()  # a new page gets the list now, not after the interval
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _run(self) -> None:
+        last: list[Any] | None = None
+        while not self._closed:
+            woken = self._wake.is_set()
+            self._wake.clear()
+            with self._lock:
+                listeners = list(self._listeners)
+            if listeners:
+                try:
+                    runs = self.store.runs()
+                    self.error = None
+                except QDatasetError as exc:
+                    runs, self.error = self.runs, " ".join(str(exc).split())
+                changed = runs != last
+                last = self.runs = runs
+                for listener in listeners if changed or woken else ():
+                    try:
+                        listener(self)
+                    except Exception:  # noqa: BLE001
+                        log.exception("qdataset serve: a run list update failed")
+            self._wake.wait(self.interval)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
