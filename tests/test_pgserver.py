@@ -93,8 +93,9 @@ def read_back(url: str, run_id: str) -> tuple[int, np.ndarray, bool]:
 
 
 def run_writer_through(server: PgServer, mode: str, caplog) -> dict:
-    """Write rows while the server is stopped in ``mode`` and started again; returns
-    the accounting of what was accepted and what is stored."""
+    """Write rows while the server is stopped in ``mode`` ("fast", "immediate", or
+    "kill": SIGKILL to every server process) and started again; returns the
+    accounting of what was accepted and what is stored."""
     url = server.url("qdataset")
     caplog.set_level(logging.WARNING, logger="qdataset")
     store = qdataset.connect(url, flush_interval=FLUSH_INTERVAL)
@@ -108,7 +109,11 @@ def run_writer_through(server: PgServer, mode: str, caplog) -> dict:
                  "the first 200 rows to be stored")
         fault_at = time.monotonic()
         accepted_before = writer.accepted
-        server.restart(mode)
+        if mode == "kill":
+            server.kill()
+            server.start()
+        else:
+            server.restart(mode)
         # The writer reconnects by itself: rows accepted after the restart get stored.
         back_up = writer.accepted
         wait_for(lambda: stored_length(url, ds.id) >= back_up + 200 or writer.error is not None,
@@ -200,13 +205,15 @@ def test_writer_survives_a_fast_restart_with_every_row_once(pg_server, caplog):
     np.testing.assert_array_equal(result["values"], np.arange(result["accepted"]))
 
 
-def test_crashed_server_loses_at_most_the_async_commit_window(pg_server, caplog):
-    """``pg_ctl stop -m immediate`` (a crash) while rows are written: flushes commit
+@pytest.mark.parametrize("mode", ["immediate", "kill"])
+def test_crashed_server_loses_at_most_the_async_commit_window(pg_server, caplog, mode):
+    """``pg_ctl stop -m immediate``, or SIGKILL to every server process, while rows
+    are written (a crash, recovered at the next start): flushes commit
     with synchronous_commit=off, so the last transactions before the crash may be
     lost (PostgreSQL writes them to disk within 3 x wal_writer_delay), nothing else;
     rows flushed after the restart are stored once, and nothing is duplicated."""
-    result = run_writer_through(pg_server, "immediate", caplog)
-    print("immediate (crash) restart:", describe(result))
+    result = run_writer_through(pg_server, mode, caplog)
+    print(f"{mode} (crash) restart:", describe(result))
     assert result["completed"]
     assert result["duplicates"] == 0 and result["unexpected"] == 0, describe(result)
     lost = result["lost"]
