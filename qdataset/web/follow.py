@@ -150,7 +150,8 @@ class RunHub:
 
     def follow(self, run: str, listener: Listener) -> RunFollower:
         """The follower of run ``run`` (an id, or whatever ``store.read_dataset``
-        accepts), with ``listener`` added; RunNotFoundError if there is no such run."""
+        accepts), with ``listener`` added; RunNotFoundError if there is no such run.
+        The listener hears of changes from now on: show the follower's state first."""
         view = self.store.read_dataset(run)
         with self._lock:
             follower = self._followers.get(view.id)
@@ -160,8 +161,6 @@ class RunHub:
             follower.add_listener(listener)
         if fresh:
             follower.start()
-        elif follower.ready.is_set():
-            listener(follower)
         return follower
 
     def leave(self, follower: RunFollower, listener: Listener) -> None:

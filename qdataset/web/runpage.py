@@ -68,7 +68,7 @@ def run_document(doc: Document, hub: RunHub) -> None:
     def changed(_follower: RunFollower) -> None:  # on the follower's thread
         if not pending[0]:
             pending[0] = True
-            doc.add_next_tick_callback(update)
+            doc.add_next_tick_callback(lambda: update())  # defined below, run later
 
     try:
         follower = hub.follow(run, changed)
