@@ -3,6 +3,9 @@
 In one terminal:   qdataset demo --delay 0.005
 In another:        python examples/live_plot.py RUN_ID     (or --latest)
 
+For watching runs, ``qdataset serve --open`` (a live page per run, in a browser) is
+the recommended way; this script stays as an example of subscriptions and cursors.
+
 The subscription's callback runs on qdataset's notifier thread; it only
 reads the new rows through a cursor and hands them over.  Drawing happens
 in the main thread, as matplotlib requires.  With ``--save out.png`` it runs
@@ -18,6 +21,9 @@ import sys
 import numpy as np
 
 import qdataset
+
+#: matplotlib backends that draw to files only: no window can be shown with them.
+_NO_WINDOW = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    if not args.save and plt.get_backend().lower() in _NO_WINDOW:
+        # Without a display matplotlib falls back to a file-only backend: say so, do not
+        # "show" nothing and exit 0.
+        print(f"live_plot: no display for a plot window (matplotlib backend "
+              f"{plt.get_backend()!r}); give --save out.png, or watch in a browser: "
+              "qdataset serve --open", file=sys.stderr)
+        return 2
 
     store = qdataset.connect(args.url)
     if args.latest or not args.run_id:
@@ -64,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
 
     ds.subscribe(on_new_rows, min_wait=200)
     figure, axes = plt.subplots()
-    axes.set_xlabel(names[0])
-    axes.set_ylabel(names[1])
+    titles = {s.name: f"{s.label or s.name} ({s.unit})" if s.unit else s.label or s.name
+              for s in specs}
+    axes.set_xlabel(titles[names[0]])
+    axes.set_ylabel(titles[names[1]])
     if len(names) == 3:
         artist = axes.scatter([], [], c=[], s=12, marker="s", cmap="viridis")
-        figure.colorbar(artist, ax=axes, label=names[2])
+        figure.colorbar(artist, ax=axes, label=titles[names[2]])
     else:
         (artist,) = axes.plot([], [], ".", markersize=3)
     collected: list[list[np.ndarray]] = [[] for _ in names]

@@ -224,3 +224,22 @@ def test_serve_of_an_unknown_run_is_a_one_line_error(sqlite_store, capsys):
     sqlite_store.close()
     assert main(["serve", "--url", sqlite_store.url, "--run", "no-such-run"]) == 2
     assert capsys.readouterr().err.startswith("qdataset serve: ")
+
+
+@pytest.mark.slow
+def test_live_plot_example_fails_loudly_without_a_display(tmp_path):
+    """The example script no longer "shows" nothing and exits 0 on a headless machine."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib", reason="the example needs the 'experiment' extra")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    script = Path(__file__).resolve().parents[1] / "examples" / "live_plot.py"
+    done = subprocess.run([sys.executable, str(script), "--url", str(tmp_path / "x.db")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "no display" in done.stderr and "--save" in done.stderr
+    assert not (tmp_path / "x.db").exists()
