@@ -35,6 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="copy only this run (repeatable; default: every run not yet there)")
     copy.set_defaults(func=_copy)
 
+    grant = commands.add_parser(
+        "grant-read-only",
+        help="PostgreSQL: create or update a role that may only read the store")
+    grant.add_argument("role", help="name of the role (a PostgreSQL login user)")
+    grant.add_argument("--url", help="the store, connected as its owner (default: the "
+                                     "default store)")
+    grant.add_argument("--password", help="set the role's password (default: leave it; a new "
+                                          "role then has none, for trust/peer authentication)")
+    grant.set_defaults(func=_grant_read_only)
+
     _add_extra_commands(commands)
     args = parser.parse_args(argv)
     from .errors import QDatasetError
@@ -97,6 +107,15 @@ def _copy(args: argparse.Namespace) -> int:
         copied, skipped = copy_runs(source, target, args.runs)
     print(f"copied {len(copied)} runs to {args.target}"
           + (f"; {len(skipped)} already there: {', '.join(skipped)}" if skipped else ""))
+    return 0
+
+
+def _grant_read_only(args: argparse.Namespace) -> int:
+    from .store.roles import grant_read_only
+
+    schema = grant_read_only(args.url, args.role, password=args.password)
+    print(f"role {args.role!r} may log in and read schema {schema!r} (its tables now and "
+          "later), and nothing else; every write it tries fails with ReadOnlyError")
     return 0
 
 

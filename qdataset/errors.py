@@ -95,3 +95,8 @@ class FormatError(QDatasetError, ValueError):
 
 class InvalidCallbackError(QDatasetError, TypeError):
     """A callback cannot be called the way qdataset calls it."""
+
+
+class ReadOnlyError(StoreError):
+    """The database role may only read this store (a PostgreSQL read-only role, see
+    ``qdataset grant-read-only``); connect as a role that may write to change data."""

@@ -19,7 +19,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import CompletedError, QDatasetError, StorageLimitError, StoreError
+from ..errors import (
+    CompletedError,
+    QDatasetError,
+    ReadOnlyError,
+    StorageLimitError,
+    StoreError,
+)
 
 #: SQLSTATE raised by the PostgreSQL completion-lock trigger function (migration 0004).
 LOCK_SQLSTATE = "QD001"
@@ -36,6 +42,11 @@ _PG_LIMIT_CODES = {"22001": "a text value is longer than its column allows",
 
 #: SQLite result code names for the same family of problems.
 _SQLITE_LIMIT_CODES = {"SQLITE_TOOBIG": "a value or row is larger than SQLite allows"}
+
+#: PostgreSQL SQLSTATEs of a write by a role that may only read: insufficient_privilege
+#: (no write grant, see roles.py) and read_only_sql_transaction
+#: (default_transaction_read_only).
+_PG_READ_ONLY_CODES = ("42501", "25006")
 
 _SQLITE_FULL = "SQLITE_FULL"
 _SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
@@ -76,6 +87,13 @@ def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatas
         )
     sqlstate = getattr(orig, "sqlstate", None) or ""
     errorname = getattr(orig, "sqlite_errorname", None) or ""
+    if sqlstate in _PG_READ_ONLY_CODES:
+        user = getattr(url, "username", None)
+        return ReadOnlyError(
+            f"{where}: the database role{f' {user!r}' if user else ''} is read-only here "
+            f"({detail}), so nothing was written; connect as a role that may write (the "
+            "store's owner) to change data, or only read with this one"
+        )
     limit = _PG_LIMIT_CODES.get(sqlstate) or _SQLITE_LIMIT_CODES.get(errorname)
     if limit is None and errorname == "SQLITE_ERROR" and "too many columns" in detail:
         limit = "too many columns for one SQLite table"  # SQLite has no code of its own
