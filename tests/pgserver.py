@@ -24,6 +24,7 @@ reason when the binaries, or a way to run them as a non-root user, are missing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -92,6 +93,7 @@ class PgServer:
         self.port = _free_port()
         self.user = "postgres" if self._prefix else _current_user()
         self._initialised = False
+        atexit.register(self.cleanup)  # a test run that dies leaves no server behind
 
     # -- who runs the binaries -----------------------------------------------------
     @staticmethod
@@ -224,6 +226,7 @@ class PgServer:
                         self.kill(timeout=10)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            atexit.unregister(self.cleanup)
 
     def log_text(self) -> str:
         try:

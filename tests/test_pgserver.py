@@ -205,6 +205,20 @@ def test_writer_survives_a_fast_restart_with_every_row_once(pg_server, caplog):
     np.testing.assert_array_equal(result["values"], np.arange(result["accepted"]))
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "add_result raises FlushError (cause: StoreUnavailableError, connection refused) while "
+    "the server is down: WriteBuffer.append_one writes an overdue buffer itself and lets "
+    "the transient failure out, although the row was accepted; issue 13 item 3 wants "
+    "transient failures retried in the background and reported as a WARNING"))
+def test_add_result_is_not_interrupted_by_a_restarting_server(pg_server, caplog):
+    """A transient outage is the flusher's business: the measurement loop is told by a
+    WARNING on the qdataset logger, not by exceptions for rows that were accepted."""
+    result = run_writer_through(pg_server, "fast", caplog)
+    print("fast restart, add_result errors:", describe(result))
+    assert result["warnings"], "the outage was not reported"
+    assert result["flush_errors"] == 0, describe(result)
+
+
 @pytest.mark.parametrize("mode", ["immediate", "kill"])
 def test_crashed_server_loses_at_most_the_async_commit_window(pg_server, caplog, mode):
     """``pg_ctl stop -m immediate``, or SIGKILL to every server process, while rows
