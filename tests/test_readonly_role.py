@@ -129,6 +129,27 @@ def test_the_role_may_select_and_nothing_else(lab):
     assert may_create is False
 
 
+def test_a_role_that_may_write_is_refused_and_left_unchanged(lab):
+    member = f"qdt_ro_{uuid.uuid4().hex[:10]}"
+    owner = lab.owner.engine.url.username
+    if owner is None:
+        import getpass
+
+        owner = getpass.getuser()
+    _admin(f'CREATE ROLE "{member}"')
+    try:
+        _admin(f'GRANT "{owner}" TO "{member}"')  # inherits the owner's rights
+        with pytest.raises(StoreError, match="may still write") as raised:
+            grant_read_only(lab.owner, member)  # a Store works as well as a URL
+        assert member in str(raised.value)
+        with lab.owner.reading() as conn:  # all or nothing: not even LOGIN was set
+            assert conn.exec_driver_sql(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = %(r)s",
+                {"r": member}).scalar() is False
+    finally:
+        _drop_role(member)
+
+
 # -- reading works ----------------------------------------------------------------------
 
 def test_connect_lists_and_reads_without_writing(lab, reader):
