@@ -147,7 +147,8 @@ def describe(result: dict) -> str:
     return (f"accepted {result['accepted']} rows ({result['accepted_before_fault']} before the "
             f"fault), stored {result['stored']} (length {result['length']}), lost "
             f"{len(result['lost'])}, duplicates {result['duplicates']}, FlushErrors from "
-            f"add_result {result['flush_errors']}, {len(result['warnings'])} warnings")
+            f"add_result {result['flush_errors']}, {len(result['warnings'])} warnings: "
+            + "; ".join(w[:90] for w in result["warnings"]))
 
 
 # -- the fixture itself -----------------------------------------------------------------
@@ -189,6 +190,52 @@ def test_cleanup_stops_the_server_and_removes_its_directory_when_the_test_fails(
             raise RuntimeError("the test failed")
     assert not root.exists()
     wait_for(lambda: not _alive(pid), "the postmaster to exit")
+
+
+def test_a_killed_server_loses_only_its_last_asynchronous_commits(pg_server):
+    """What PostgreSQL itself loses, without qdataset: commits acknowledged with
+    synchronous_commit=off just before a SIGKILL may be gone after recovery; they
+    are always the last ones, never earlier ones, and never a gap."""
+    import psycopg
+
+    params = dict(host="127.0.0.1", port=pg_server.port, user=pg_server.user,
+                  dbname="postgres")
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("CREATE TABLE acked (i int PRIMARY KEY)")
+    acked_at: list[float] = []
+    started, failed = threading.Event(), threading.Event()
+
+    def commit_forever() -> None:
+        try:
+            with psycopg.connect(**params) as conn:
+                conn.execute("SET synchronous_commit = off")
+                while True:
+                    conn.execute("INSERT INTO acked VALUES (%s)", (len(acked_at),))
+                    conn.commit()
+                    acked_at.append(time.monotonic())
+                    if len(acked_at) == 500:
+                        started.set()
+        except psycopg.Error:
+            failed.set()  # the server died under it
+
+    thread = threading.Thread(target=commit_forever, daemon=True)
+    thread.start()
+    assert started.wait(DEADLINE_S), "no commits"
+    killed_at = time.monotonic()
+    pg_server.kill()
+    assert failed.wait(DEADLINE_S)
+    thread.join(DEADLINE_S)
+    pg_server.start()
+    with psycopg.connect(**params) as conn:
+        stored = [row[0] for row in conn.execute("SELECT i FROM acked ORDER BY i")]
+    acked = len(acked_at)
+    print(f"async commits: {acked} acknowledged, {len(stored)} after recovery, "
+          f"{acked - len(stored)} lost")
+    assert stored == list(range(len(stored)))  # a prefix: only the last commits can go
+    assert len(stored) <= acked
+    if len(stored) < acked:
+        window = 3 * WAL_WRITER_DELAY_MS / 1000 + 1.0
+        assert acked_at[len(stored)] >= killed_at - window
 
 
 # -- qdataset under a restarted server ---------------------------------------------------
