@@ -39,9 +39,11 @@ from .errors import (
     StorageLimitError,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
     UnknownParameterError,
     UnknownSubscriptionError,
     ValueTypeError,
+    WriterActiveError,
 )
 from .paramspec import ParamSpec
 
@@ -104,10 +106,12 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreUnavailableError",
     "StorageLimitError",
     "UnknownParameterError",
     "UnknownSubscriptionError",
     "ValueTypeError",
+    "WriterActiveError",
     "connect",
     "dataframe_from_dataset",
     "read_dataset",

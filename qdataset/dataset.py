@@ -114,9 +114,11 @@ class DataSet:
 
     @classmethod
     def from_handle(cls, store: Store, handle: RunHandle) -> DataSet:
-        """A live view of an existing run; what ``store.read_dataset(id)`` returns."""
+        """The DataSet of an existing run: a live, read-only view (what
+        ``store.read_dataset(id)`` returns), or its writer when ``handle`` holds the
+        run's lease (``store.resume_dataset(id)``)."""
         dataset = cls.__new__(cls)
-        dataset._setup(store, handle, handle.load_specs(), writer=False)
+        dataset._setup(store, handle, handle.load_specs(), writer=handle.is_writer)
         return dataset
 
     def _setup(self, store: Store, handle: RunHandle, specs: list[ParamSpec],
@@ -245,7 +247,8 @@ class DataSet:
         self._add_parameters([spec], encoded)
 
     def _add_parameters(self, specs: list[ParamSpec], column: Any) -> None:
-        self._start_writing()
+        if not self._writer:
+            self._refuse_view()
         buffer, handle = self._buffer, self._handle
         with buffer.io_lock, buffer.lock:
             self._check_open()
@@ -277,7 +280,7 @@ class DataSet:
         if args:
             kwargs = _single_mapping(args, kwargs, "add_result takes keyword arguments")
         if not self._writer:
-            self._start_writing()
+            self._refuse_view()
         return self._buffer.append_one(self._encode_row(kwargs), self._completed_error)
 
     def add_results(self, results: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
@@ -287,7 +290,7 @@ class DataSet:
         (equal lengths): the columnar fast path for bulk data.
         """
         if not self._writer:
-            self._start_writing()
+            self._refuse_view()
         if isinstance(results, Mapping):
             return self._add_columns(results)
         rows = []
@@ -352,7 +355,8 @@ class DataSet:
 
     def modify_results(self, start_index: int, updates: Sequence[Mapping[str, Any]]) -> None:
         """Change results ``start_index``, ``start_index + 1``, ... in order."""
-        self._start_writing()
+        if not self._writer:
+            self._refuse_view()
         updates = list(updates)
         if isinstance(start_index, bool) or not isinstance(start_index, int | np.integer):
             raise ValueTypeError(f"result index must be an integer, got {start_index!r}")
@@ -383,7 +387,11 @@ class DataSet:
             )
 
     def mark_completed(self) -> None:
-        """Flush and complete the run: from now on its results are read-only."""
+        """Flush and complete the run: from now on its results are read-only.
+
+        A view (``store.read_dataset``) may complete a run whose writer is gone
+        (the results stored so far become the run); while the writer lives it
+        raises WriterActiveError."""
         buffer = self._buffer
         with buffer.io_lock, buffer.lock:
             buffer.flush_locked()
@@ -391,6 +399,21 @@ class DataSet:
                 self._completed_at = self._handle.complete(time.time())
                 buffer.completed = True
         buffer.announce()
+
+    def unwritten_results(self) -> dict[str, np.ndarray]:
+        """The results this writer accepted but has not written, as one array per
+        parameter (the columnar form ``add_results`` takes); they are the last ones,
+        ending at index ``ds.length - 1``.
+
+        Normally empty, or a few rows on their way.  After a failure that
+        retrying cannot cure (the run was completed or taken over elsewhere) they
+        stay here, and ``store.close()`` saves them to a rescue file."""
+        item = self._buffer.unwritten()
+        codecs = self._buffer.layout.codecs
+        if item is None:
+            return {c.spec.name: c.empty() for c in codecs}
+        return {c.spec.name: c.decode([row[i] for row in item.rows])
+                for i, c in enumerate(codecs, start=1)}
 
     def add_metadata(self, tag: str, metadata: Any) -> None:
         """Store JSON-able ``metadata`` under ``tag``, replacing what was there."""
@@ -451,24 +474,16 @@ class DataSet:
         if notifier is not None and notifier.watches(self._handle.key):
             notifier.notify(self._handle.key, length, completed)
 
-    def _start_writing(self) -> None:
-        """A view becomes this run's writer: take length and state from the database."""
-        if self._writer:
-            return
-        length, completed_at, specs = self._stored_state()
-        buffer = self._buffer
-        with buffer.io_lock, buffer.lock:
-            if specs is not None:
-                self._set_specs(specs)
-                buffer.set_layout(self._layout())
-            buffer.length = length
-            buffer.completed = completed_at is not None
-            self._completed_at = completed_at
-            self._writer = True
+    def _refuse_view(self) -> None:
+        """A view writes nothing: raise CompletedError or WriterActiveError (naming
+        the writer and how to take over)."""
+        raise self._handle.view_refusal()
 
     def _check_open(self) -> None:
         """Raise if nothing may be written (callers hold the buffer lock)."""
         self._handle.check_open()
+        if self._buffer.failure is not None:
+            raise self._buffer.failure.with_traceback(None)
         if self._buffer.completed:
             raise self._completed_error()
 

@@ -29,6 +29,12 @@ class StorageLimitError(StoreError, ValueError):
     """A value or layout exceeds what the database engine can store."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be used right now (locked by another writer, disk full,
+    server unreachable); the same call may work later.  Buffered results are kept
+    and retried."""
+
+
 class RunNotFoundError(QDatasetError, LookupError):
     """No run with the requested id exists in the store."""
 
@@ -39,6 +45,14 @@ class RunExistsError(QDatasetError):
 
 class CompletedError(QDatasetError):
     """The run is completed; its results and parameters are read-only."""
+
+
+class WriterActiveError(QDatasetError):
+    """Another handle writes this run: this one may read it, not write it.
+
+    Raised by the writing methods of a view (``store.read_dataset(id)``) and by
+    ``store.resume_dataset(id)`` while the run's writer is alive, and by a
+    writer whose lease was taken over."""
 
 
 class InvalidArgumentError(QDatasetError, ValueError):

@@ -11,7 +11,17 @@ yet, the run's length as the writer knows it, and when to write:
 * reads, schema changes and completion flush first.
 
 A failed write keeps its rows, in order, ahead of anything added meanwhile,
-and raises :class:`~qdataset.errors.FlushError`; the next flush retries.
+raises :class:`~qdataset.errors.FlushError` and hands the buffer to the store's
+flusher (``RunHandle.retry_later``): a transient failure (database locked,
+full or unreachable) is retried with backoff; a permanent one (the run was
+completed or taken over elsewhere) is kept as :attr:`WriteBuffer.failure`,
+which every later writing call raises, while the rows stay here
+(:meth:`WriteBuffer.unwritten`) for ``store.close()`` to save to a rescue file.
+
+On PostgreSQL row appends commit asynchronously (README, "Durability"): the
+rows of the last ``RETAIN_FLUSHED_S`` seconds stay in memory after they were
+written, so if the server crashes and loses them, the next flush (which finds
+the stored length short of its own) writes them again.
 
 Lock order (always taken in this order, never the other way round):
 
@@ -27,19 +37,27 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import CompletedError, FlushError, StoreClosedError
+from .errors import CompletedError, FlushError, QDatasetError, StoreClosedError
 from .recent import RecentRows
 from .store import RunHandle
+from .store.boundary import is_transient
 from .store.codec import ColumnCodec
+from .store.rescue import Unwritten
+from .store.writers import StoredLengthConflict
 
 #: The store's flusher thread writes buffered rows in the background, so the
 #: measurement loop keeps running while the database stores.  A loop that keeps
 #: the GIL busy can starve that thread; once the oldest buffered row waited this
 #: many flush delays, the writer writes its buffer itself.
 WRITER_FLUSH_AFTER = 2.0
+
+#: Seconds written rows stay in memory where commits are asynchronous (PostgreSQL
+#: flushes its WAL at least every 3 x wal_writer_delay = 0.6 s by default).
+RETAIN_FLUSHED_S = 2.0
 
 
 class RowLayout:
@@ -73,12 +91,20 @@ class WriteBuffer:
         self._flush_due = float("inf")  # when the oldest buffered row must be written
         self._announce = announce
         self._flush_delay = flush_delay
+        #: The permanent failure every later writing call raises (None: none).
+        self.failure: QDatasetError | None = None
+        # Recently written row batches (monotonic time, rows), kept while their
+        # commit may still be lost by a crashing server (async commit only).
+        self._retained: deque[tuple[float, list[list[Any]]]] | None = (
+            deque() if handle.async_commit else None)
 
     # -- accepting rows --------------------------------------------------------------
     def append_one(self, row: list[Any], completed_error: Callable[[], Exception]) -> int:
         """:meth:`append` for one row: the row-by-row measurement loop's hot path."""
         self.handle.check_open()
         with self.lock:
+            if self.failure is not None:
+                raise self.failure.with_traceback(None)
             if self.completed:
                 raise completed_error()
             index = row[0] = self.length
@@ -96,6 +122,8 @@ class WriteBuffer:
         keep them and schedule their flush; returns the first index."""
         self.handle.check_open()  # before anything is counted: a closed store keeps nothing
         with self.lock:
+            if self.failure is not None:
+                raise self.failure.with_traceback(None)
             if self.completed:
                 raise completed_error()
             first = self.length
@@ -125,6 +153,9 @@ class WriteBuffer:
             raise
 
     def _schedule(self) -> None:
+        lost = self.handle.lease_lost  # checked once per flush, not per row
+        if lost is not None and self.failure is None:
+            self.failure = lost  # type: ignore[assignment]
         interval = self.handle.flush_interval
         delay = self._flush_delay()
         if delay is None or delay > interval:
@@ -158,11 +189,7 @@ class WriteBuffer:
     def _write(self, rows: list[list[Any]], new_length: int, relock: bool) -> None:
         layout = self.layout
         try:
-            self.handle.insert_rows(layout.names, rows, new_length, layout.kinds)
-        except CompletedError:
-            # Completed elsewhere: these rows can never be stored; the error says so.
-            self.completed = True
-            raise
+            self._insert(rows, new_length)
         except Exception as exc:
             # Keep the rows, in order, ahead of anything added meanwhile.
             if relock:
@@ -170,13 +197,70 @@ class WriteBuffer:
                     self._pending[:0] = rows
             else:
                 self._pending[:0] = rows
-            raise FlushError(
-                f"could not write {len(rows)} results of run {self.handle.id!r} ({exc}); "
-                "they are kept in memory and written by the next flush (ds.flush() retries "
-                "now)"
-            ) from exc
+            error = self._failed(exc, len(rows))
+            if error is exc:
+                self.handle.retry_later(self, error)
+                raise
+            error.__cause__ = exc  # before retry_later, which classifies by the cause
+            self.handle.retry_later(self, error)
+            raise error from exc
         if self.recent is not None:
             self.recent.add(rows, layout.names, layout.codecs)
+
+    def _insert(self, rows: list[list[Any]], new_length: int) -> None:
+        """Write ``rows``; where a crashed server lost retained rows, write those first."""
+        layout = self.layout
+        try:
+            self.handle.insert_rows(layout.names, rows, new_length, layout.kinds)
+        except StoredLengthConflict as conflict:
+            lost = self._retained_from(conflict.stored, rows[0][0])
+            if lost is None:
+                raise
+            self.handle.insert_rows(layout.names, lost + rows, new_length, layout.kinds)
+            rows = lost + rows
+        if self._retained is not None:
+            now = time.monotonic()
+            retained = self._retained
+            retained.append((now, rows))
+            while retained and retained[0][0] < now - RETAIN_FLUSHED_S:
+                retained.popleft()
+
+    def _retained_from(self, stored: int, first: int) -> list[list[Any]] | None:
+        """The retained rows ``stored <= index < first`` if all are still here."""
+        if self._retained is None or stored >= first:
+            return None
+        kept = [row for _, batch in self._retained for row in batch
+                if stored <= row[0] < first]
+        return kept if len(kept) == first - stored else None
+
+    def _failed(self, exc: Exception, count: int) -> QDatasetError:
+        """The error a failed write of ``count`` rows raises; remembers a permanent one."""
+        if is_transient(exc):
+            return FlushError(
+                f"could not write {count} results of run {self.handle.id!r} ({exc}); they "
+                "are kept in memory and retried in the background (ds.flush() retries now)"
+            )
+        failure = exc if isinstance(exc, QDatasetError) else FlushError(
+            f"could not write {count} results of run {self.handle.id!r} ({exc}); retrying "
+            "cannot help: they are kept in memory (ds.unwritten_results()) and "
+            "store.close() saves them to a rescue file")
+        # Plain assignments (atomic): the caller may or may not hold self.lock.
+        self.failure = failure
+        if isinstance(exc, CompletedError):
+            self.completed = True
+        return failure
+
+    def unwritten(self, exc: Exception | None = None) -> Unwritten | None:
+        """The rows accepted but not written, for a rescue file (None: there are none)."""
+        with self.lock:
+            rows = list(self._pending)
+        if not rows:
+            return None
+        handle = self.handle
+        reason = str(exc or self.failure or "not written")
+        return Unwritten(handle.id, handle.name, handle.created_at,
+                         [codec.spec for codec in self.layout.codecs], rows,
+                         " ".join(reason.split())[:500])
 
     def announce(self) -> None:
         """Tell subscribers the stored state (call without holding the locks)."""

@@ -3,7 +3,8 @@
 ``failing_writes(store, n)`` makes the next ``n`` write transactions on the
 store's engine fail the way a driver does when the disk or server gives out:
 with the DBAPI's own ``OperationalError``, raised as the transaction begins.
-Reads (autocommit connections) are left alone.
+Reads (autocommit connections) and the store's writer-lease renewals are left
+alone.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def failing_writes(store, count: int = 1,
     error_type = store.engine.dialect.dbapi.OperationalError
 
     def on_begin(connection: sa.Connection) -> None:
-        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            return
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT" or options.get("qdataset_lease"):
+            return  # reads, and the writer-lease bookkeeping, are left alone
         with faults.lock:
             if faults.remaining <= 0:
                 return

@@ -100,19 +100,21 @@ def test_second_connect_cannot_change_a_completed_run(store, done):
 
 
 def test_writer_that_missed_the_completion_is_stopped_by_the_database(store_url, xy_specs):
-    with qdataset.connect(store_url, flush_interval=60) as a, \
-            qdataset.connect(store_url, flush_interval=60) as b:
-        ds = DataSet("race", xy_specs, [[1.0, 2.0], [3.0, 4.0]], store=a)
-        late = b.read_dataset(ds.id)
-        assert late.add_result(x=5.0, y=6.0) == 2  # buffered in b, not yet flushed
-        ds.mark_completed()
-        with pytest.raises(CompletedError):
-            late.flush()
-        assert late.is_marked_complete
-        with pytest.raises(CompletedError):
-            late.add_result(x=7.0, y=8.0)
-        assert stored(a, ds.id)[0] == 2
-        assert ds.get_data("x")[0].tolist() == [1.0, 2.0]
+    a = qdataset.connect(store_url, flush_interval=60)
+    ds = DataSet("race", xy_specs, [[1.0, 2.0], [3.0, 4.0]], store=a)
+    assert ds.add_result(x=5.0, y=6.0) == 2  # buffered, not yet flushed
+    # Completed behind the writer's back, by plain SQL (no Python object can stop that):
+    with a.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET completed_at = 1 WHERE run_id = :i"),
+                     {"i": ds.id})
+    with pytest.raises(CompletedError):
+        ds.flush()
+    with pytest.raises(CompletedError):  # told on every later call, nothing accepted
+        ds.add_result(x=7.0, y=8.0)
+    assert stored(a, ds.id)[0] == 2
+    assert ds.unwritten_results()["x"].tolist() == [5.0]  # kept, not dropped
+    with pytest.raises(qdataset.FlushError, match="rescue file"):
+        a.close()
 
 
 def test_rows_cannot_be_moved_into_a_completed_run(store, done, xy_specs):

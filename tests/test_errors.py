@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 import qdataset
 from qdataset import (
@@ -63,9 +64,13 @@ def test_completion_lock_violation_is_recognised_by_code(store):
     ds = DataSet("locked", [ParamSpec("x", np.float64)], store=store)
     ds.add_result(x=1.0)
     ds.mark_completed()
-    handle = store.open_run(ds.id)  # the storage seam: no Python-side completion check
-    with pytest.raises(CompletedError) as raised:
-        handle.insert_rows(["x"], [[1, 2.0]], 2)
+    with store.reading() as conn:
+        table, pk = conn.execute(sa.text("SELECT results_table, pk FROM runs "
+                                         "WHERE run_id = :i"), {"i": ds.id}).one()
+    # Plain SQL through the store's error boundary: no Python-side check at all.
+    with pytest.raises(CompletedError) as raised, store.transaction() as conn:
+        conn.execute(sa.text(f'INSERT INTO "{table}" ("_qd_run", "_qd_index") '
+                             "VALUES (:pk, 1)"), {"pk": pk})
     assert raised.value.__cause__ is not None  # the driver's error is kept as the cause
     assert ds.get_data("x")[0].tolist() == [1.0]
 

@@ -264,7 +264,8 @@ def test_write_dataset_between_stores(store, tmp_path, complete):
         assert back.is_marked_complete is complete
         with pytest.raises(RunExistsError):
             other.write_dataset(ds)
-        if not complete:  # an in-progress copy can be continued
+        if not complete:  # an in-progress copy can be continued (nobody writes it yet)
+            back = other.resume_dataset(ds.id)
             back.add_result(x=9.0, s="more", z=0j, t=[0, 0, 0], v=[1])
             assert back.length == 7
             assert ds.length == 6

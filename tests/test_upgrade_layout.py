@@ -825,7 +825,7 @@ def test_moved_tables_are_the_tables_qdataset_makes(layout1, tmp_path):
         with pytest.raises(qdataset.CompletedError):
             store.read_dataset(old.id).add_result(x=0.0, y=0.0)
         interrupted = next(iter(store.runs(completed=False)))
-        again = store.read_dataset(interrupted.id)
+        again = store.resume_dataset(interrupted.id)  # nobody holds an old run's lease
         again.add_result(k=5)
         again.mark_completed()
         assert again.get_data("k")[0].tolist() == [0, 1, 2, 3, 4, 5]

@@ -25,6 +25,7 @@ from ..errors import (
     ReadOnlyError,
     StorageLimitError,
     StoreError,
+    StoreUnavailableError,
 )
 
 #: SQLSTATE raised by the PostgreSQL completion-lock trigger function (migration 0004).
@@ -102,28 +103,49 @@ def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatas
             f"{where}: {limit} ({detail}); use fewer or smaller parameters, or shorter names"
         )
     if errorname == _SQLITE_FULL or sqlstate == "53100":
-        return StoreError(
+        return StoreUnavailableError(
             f"{where}: the disk is full ({detail}); free space, then retry; "
             "nothing already stored was lost"
         )
     if errorname in _SQLITE_BUSY:
-        return StoreError(
+        return StoreUnavailableError(
             f"{where}: another process holds the write lock of this SQLite database and "
             f"kept it longer than the busy timeout ({detail}); nothing was written by this "
             "call. Retry once that process has finished writing, give it fewer, shorter "
             "writes, or wait longer with connect(url, busy_timeout=seconds)"
         )
     if sqlstate in ("55P03", "40P01"):
-        return StoreError(
+        return StoreUnavailableError(
             f"{where}: the database stayed locked by another writer ({detail}); retry, "
             "or give each process fewer, larger writes"
         )
-    if isinstance(exc, sa.exc.OperationalError) or sqlstate.startswith("08"):
-        return StoreError(
+    if (isinstance(exc, sa.exc.OperationalError) or _is_dbapi_operational(orig)
+            or sqlstate.startswith(("08", "57P"))
+            or getattr(exc, "connection_invalidated", False)):
+        return StoreUnavailableError(
             f"cannot use the database at {url!r} ({detail}); check that it is reachable "
             "and that the URL, user and permissions are right"
         )
     return StoreError(f"database error on {where}: {detail}")
+
+
+def _is_dbapi_operational(orig: BaseException | None) -> bool:
+    """A driver's PEP 249 ``OperationalError`` (the database, not the statement,
+    failed: disk, connection, lock), raised without SQLAlchemy's wrapper."""
+    return orig is not None and any(
+        cls.__name__ == "OperationalError" for cls in type(orig).__mro__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying what raised ``exc`` may work (the database was locked, full
+    or unreachable), as opposed to a refusal that stays (a completed run, a lost
+    lease, a value too large)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StoreUnavailableError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 @contextmanager

@@ -151,10 +151,17 @@ class Dialect:
         ``kinds``: numpy kind per column (None where not a plain number)."""
         raise NotImplementedError
 
-    def append_epilogue(self, runs_table: str, run_pk: int, length: int) -> str | None:
-        """One statement recording a run's new length (and announcing it), when the
-        engine can do that in the insert's round trip; None: use a plain UPDATE."""
-        return None
+    def claim_append(self, cursor: Any, runs_table: str, run_pk: int, token: str,
+                     first: int, new_length: int, *, async_commit: bool) -> bool:
+        """Set run ``run_pk``'s length to ``new_length`` if it is ``first`` and the
+        run's writer token is ``token``; True if it was.  Runs before the rows of
+        an append are inserted, in their transaction.  ``async_commit``: the
+        transaction may commit without waiting for the disk (where the engine can)."""
+        cursor.execute(
+            f"UPDATE {self.quote(runs_table)} SET length = {int(new_length)} "
+            f"WHERE pk = {int(run_pk)} AND writer_token = '{hex_token(token)}' "
+            f"AND length = {int(first)}")
+        return cursor.rowcount == 1
 
     def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
         """Statement (and parameters) announcing a change of run ``run_pk``, if any."""
@@ -181,3 +188,10 @@ def rows_of(rows: Iterable[Sequence[Any]] | None,
         return rows
     assert values is not None
     return zip(*(as_list(v) for v in values), strict=True)
+
+
+def hex_token(token: str) -> str:
+    """``token``, checked to be hex digits only, so it is safe to inline in SQL."""
+    if not token or any(c not in "0123456789abcdef" for c in token):
+        raise ValueError(f"not a lease token: {token!r}")
+    return token

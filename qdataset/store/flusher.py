@@ -8,13 +8,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import CompletedError, StoreClosedError
+from ..errors import StoreClosedError
+from .boundary import is_transient
 
 log = logging.getLogger("qdataset")
 
 
 class Flushable(Protocol):
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """Write what is buffered; on failure keep it, call ``Flusher.retry_later``
+        and raise."""
 
 
 class Flusher:
@@ -23,14 +26,21 @@ class Flusher:
     One daemon thread per store, started on first use.  Each request carries
     a delay (at most ``interval``): rows wait at most that long in memory.  A
     buffer waiting to be flushed is referenced here, so rows are never lost to
-    garbage collection of a DataSet that still has unwritten results.  A
-    failed background flush is retried one interval later.
+    garbage collection of a DataSet that still has unwritten results.
+
+    A failed flush (background or not) is handed to :meth:`retry_later`: a
+    transient failure (database locked, full or unreachable) is retried with
+    backoff; any other (a completed run, a lost lease) cannot be cured by
+    retrying, so the buffer is kept aside, its writer's next call raises the
+    error, and :meth:`close` gives it one last try and returns it with its rows
+    for the store to rescue.
     """
 
     def __init__(self, interval: float, name: str = "qdataset-flusher") -> None:
         self.interval = interval
         self._name = name
         self._pending: dict[int, tuple[Flushable, float]] = {}  # id -> (buffer, deadline)
+        self._stuck: dict[int, Flushable] = {}  # buffers whose failure retrying cannot cure
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -89,17 +99,38 @@ class Flusher:
             for buffer in due:
                 try:
                     buffer.flush()
-                except Exception as exc:  # the rows stay buffered; retry with backoff
-                    delay = self._failures.failed(buffer, exc, self.interval)
+                except Exception as exc:  # the rows stay buffered (see retry_later)
                     with self._cond:
-                        if delay is not None and not self._closed:
-                            self._pending.setdefault(
-                                id(buffer), (buffer, time.monotonic() + delay))
+                        reported = id(buffer) in self._pending or id(buffer) in self._stuck
+                    if not reported:
+                        self.retry_later(buffer, exc)
                 else:
                     self._failures.succeeded(buffer)
 
-    def close(self) -> None:
-        """Stop the thread and flush what is still pending, in the caller's thread."""
+    def retry_later(self, buffer: Flushable, exc: Exception) -> None:
+        """``buffer.flush()`` failed with ``exc`` and kept its rows: retry with
+        backoff if the failure is transient, else keep the buffer aside for close."""
+        transient = is_transient(exc)
+        delay = self._failures.failed(buffer, exc, self.interval, transient)
+        with self._cond:
+            if transient:
+                if not self._closed:
+                    self._pending[id(buffer)] = (buffer, time.monotonic() + delay)
+                    self._cond.notify()
+            else:
+                self._pending.pop(id(buffer), None)
+                self._stuck[id(buffer)] = buffer
+
+    def forget_failure(self, buffer: Flushable) -> None:
+        """``buffer`` wrote everything it kept (e.g. after a permanent failure, its
+        rows were taken back by the user)."""
+        with self._cond:
+            self._stuck.pop(id(buffer), None)
+
+    def close(self) -> list[tuple[Flushable, Exception]]:
+        """Stop the thread and flush what is still pending (and, once more, what
+        failed for good), in the caller's thread; returns the buffers that still
+        could not be written, with their errors (their rows are still in them)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -107,15 +138,16 @@ class Flusher:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=60)
         with self._cond:
-            batch, self._pending = self._pending, {}
-        errors = []
-        for buffer, _ in batch.values():
+            batch = [buffer for buffer, _ in self._pending.values()]
+            batch += [b for key, b in self._stuck.items() if key not in self._pending]
+            self._pending, self._stuck = {}, {}
+        failures = []
+        for buffer in batch:
             try:
                 buffer.flush()
             except Exception as exc:  # keep flushing the others
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+                failures.append((buffer, exc))
+        return failures
 
 
 #: Longest wait between retries of a failing background flush, in seconds.
@@ -136,19 +168,25 @@ class FailureLog:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._state: dict[int, list] = {}  # id(buffer) -> [attempts, kind, last report]
+        # id(buffer) -> [attempts, kind, last report], or "refused" (a permanent failure)
+        self._state: dict[int, list | str] = {}
 
-    def failed(self, buffer: Flushable, exc: Exception, interval: float) -> float | None:
-        """Record a failed flush; returns the delay before the next attempt (None: a
-        retry cannot help, e.g. the run was completed elsewhere)."""
+    def failed(self, buffer: Flushable, exc: Exception, interval: float,
+               transient: bool = True) -> float:
+        """Record a failed flush; returns the delay before the next attempt (for a
+        transient failure)."""
         now = self._clock()
-        if isinstance(exc, CompletedError):
-            self._state.pop(id(buffer), None)
-            log.error("qdataset: background flush refused: %s; the writer's next call "
-                      "raises CompletedError", exc)
-            return None
+        if not transient:
+            if self._state.pop(id(buffer), None) != "refused":
+                log.error("qdataset: %s. Retrying cannot help: the results are kept in "
+                          "memory, the writer's next call raises this error, and "
+                          "store.close() saves them to a rescue file", exc)
+            self._state[id(buffer)] = "refused"
+            return 0.0
         kind = type(exc.__cause__ or exc).__name__
-        state = self._state.setdefault(id(buffer), [0, None, float("-inf")])
+        state = self._state.get(id(buffer))
+        if not isinstance(state, list):
+            state = self._state[id(buffer)] = [0, None, float("-inf")]
         state[0] += 1
         delay = min(interval * 2 ** (state[0] - 1), MAX_RETRY_DELAY)
         if state[1] != kind:
@@ -163,6 +201,6 @@ class FailureLog:
 
     def succeeded(self, buffer: Flushable) -> None:
         state = self._state.pop(id(buffer), None)
-        if state is not None:
+        if isinstance(state, list):
             log.warning("qdataset: background flush succeeded after %d failed attempts; "
                         "the kept rows are stored", state[0])

@@ -19,10 +19,13 @@ from ..paramspec import ParamSpec
 from .codec import ColumnCodec
 from .flusher import Flushable, Flusher
 from .runs import RunRow, RunStorage
+from .writers import Lease, LeaseKeeper, WriterInfo
 
 
 class RunHandle:
-    """A run's storage operations.  Get one from ``Store.create_run``/``Store.open_run``.
+    """A run's storage operations.  Get one from ``Store.create_run`` or
+    ``Store.resume_run`` (a writer, holding the run's lease) or ``Store.open_run``
+    (a view: its writes raise WriterActiveError).
 
     >>> handle = store.open_run(run_id)
     >>> length, completed_at, parameter_count = handle.state()
@@ -30,12 +33,20 @@ class RunHandle:
     """
 
     def __init__(self, storage: RunStorage, row: RunRow, flusher: Flusher,
-                 released: Callable[[], bool] | None = None) -> None:
+                 released: Callable[[], bool] | None = None,
+                 leases: LeaseKeeper | None = None) -> None:
         self._storage = storage
         self._row = row
         self._flusher = flusher
         # True once the store has finished closing (default: as soon as it starts).
         self._released = released or (lambda: flusher.closed)
+        # A writer's handle holds the run's lease (renewed by the store's keeper for
+        # as long as this handle lives); a view's handle holds none.
+        self._leases = leases
+        self._lease: Lease | None = None
+        if row.token is not None and leases is not None:
+            self._lease = Lease(row.pk, row.run_id, row.token)
+            leases.add(self, self._lease)
 
     # -- identity (fixed at creation) ---------------------------------------------------
     @property
@@ -68,6 +79,32 @@ class RunHandle:
     @property
     def flush_interval(self) -> float:
         return self._flusher.interval
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this handle holds the run's writer lease (else it is a view)."""
+        return self._row.token is not None
+
+    @property
+    def lease_lost(self) -> Exception | None:
+        """The error a writer's next call raises once its lease was found taken over."""
+        return None if self._lease is None else self._lease.lost
+
+    @property
+    def async_commit(self) -> bool:
+        """Whether row appends commit without waiting for the disk (PostgreSQL), so
+        a crashed server may lose the last fraction of a second of them."""
+        return self._storage.dialect.name == "postgresql"
+
+    def view_refusal(self) -> Exception:
+        """The error a view's writing call raises (CompletedError or WriterActiveError)."""
+        self.check_open()
+        return self._storage.view_refusal(self._row)
+
+    def writer(self) -> WriterInfo:
+        """The writer the run records now (for messages)."""
+        self.check_readable()
+        return self._storage.writer_of(self._row)
 
     def check_open(self) -> None:
         """Raise StoreClosedError if the store was closed."""
@@ -125,9 +162,15 @@ class RunHandle:
         self._storage.update_rows(self._row, updates)
 
     def complete(self, completed_at: float) -> float:
-        """Complete the run and lock its results; returns the completion time."""
+        """Complete the run and lock its results; returns the completion time.
+
+        A view completes only a run whose writer is gone (WriterActiveError while
+        it lives)."""
         self.check_open()
-        return self._storage.complete(self._row, completed_at)
+        done = self._storage.complete(self._row, completed_at)
+        if self._lease is not None and self._leases is not None:
+            self._leases.drop(self._lease)
+        return done
 
     def set_metadata(self, tag: str, value_json: str) -> None:
         self.check_open()
@@ -155,6 +198,15 @@ class RunHandle:
     def schedule_flush(self, buffer: Flushable, delay: float | None = None) -> None:
         """Have ``buffer.flush()`` called within ``delay`` s (default: the flush interval)."""
         self._flusher.request(buffer, delay, owner=self.id)
+
+    def retry_later(self, buffer: Flushable, exc: Exception) -> None:
+        """A flush of ``buffer`` failed and kept its rows: retry it with backoff if the
+        failure is transient, else keep it for the store's close to rescue."""
+        self._flusher.retry_later(buffer, exc)
+
+    def forget_failure(self, buffer: Flushable) -> None:
+        """``buffer`` has nothing left to write after an earlier failure."""
+        self._flusher.forget_failure(buffer)
 
     def cancel_flush(self, buffer: Flushable) -> None:
         """Forget a scheduled flush (the buffer flushed itself)."""

@@ -2,8 +2,9 @@
 
 * Results are written with ``COPY FROM STDIN``: in the binary format, built by
   numpy a whole column at a time (pgcopy.py), when every column is a plain
-  number without NULLs; in the text format otherwise.  The new length, the
-  change notice and the commit mode go in the same round trip.
+  number without NULLs; in the text format otherwise.  The new length (checked
+  against the writer's lease), the change notice and the commit mode go in one
+  round trip before the rows.
 * The completion lock is one statement-level trigger per event and results
   table, sharing one function (migration 0005) that joins the statement's
   transition table to ``runs``: a cost per statement, not per row.
@@ -24,7 +25,15 @@ from ..errors import StorageLimitError
 from ..paramspec import ParamSpec
 from .changes import ChangeFeed
 from .codec import columns_of
-from .dialect import CHANGE_CHANNEL, INDEX_COLUMN, RUN_COLUMN, Dialect, rows_of, storage_of
+from .dialect import (
+    CHANGE_CHANNEL,
+    INDEX_COLUMN,
+    RUN_COLUMN,
+    Dialect,
+    hex_token,
+    rows_of,
+    storage_of,
+)
 from .pgcopy import binary_copy_payload
 
 #: PostgreSQL's largest row: a heap tuple must fit one 8 kB page.
@@ -114,14 +123,20 @@ class PostgresDialect(Dialect):
             for row in rows_of(rows, values):
                 copy.write_row((run, *row))
 
-    def append_epilogue(self, runs_table: str, run_pk: int, length: int) -> str | None:
-        """Records the run's new length, announces the change (NOTIFY, delivered at
-        commit) and lets the transaction commit without waiting for the WAL flush
-        (see README, "Durability"), in one round trip."""
-        pk, length = int(run_pk), int(length)  # ints only: safe to inline
-        return (f"UPDATE {self._quote_plain(runs_table)} SET length = {length} WHERE pk = {pk};"
-                f" SELECT pg_notify('{CHANGE_CHANNEL}', '{pk}');"
-                " SET LOCAL synchronous_commit TO OFF")
+    def claim_append(self, cursor: Any, runs_table: str, run_pk: int, token: str,
+                     first: int, new_length: int, *, async_commit: bool) -> bool:
+        """The length update, the change notice (delivered at commit) and, for
+        row-by-row appends, a commit that does not wait for the WAL flush (see
+        README, "Durability"), in one round trip."""
+        pk = int(run_pk)
+        commit_mode = (", set_config('synchronous_commit', 'off', true)"
+                       if async_commit else "")
+        cursor.execute(
+            f"WITH claimed AS (UPDATE {self._quote_plain(runs_table)} "
+            f"SET length = {int(new_length)} WHERE pk = {pk} "
+            f"AND writer_token = '{hex_token(token)}' AND length = {int(first)} RETURNING pk) "
+            f"SELECT pg_notify('{CHANGE_CHANNEL}', '{pk}'){commit_mode} FROM claimed")
+        return len(cursor.fetchall()) == 1
 
     def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
         return "SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(run_pk))

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
 
-from ..errors import CompletedError, RunExistsError, RunNotFoundError
+from ..errors import CompletedError, RunExistsError, RunNotFoundError, WriterActiveError
 from ..paramspec import ParamSpec
 from . import layouts
 from .boundary import translating
@@ -30,6 +32,7 @@ from .codec import ColumnCodec, as_list, columns_of
 from .dialect import INDEX_COLUMN, RUN_COLUMN, Dialect
 from .reader import CHUNK_ROWS, read_arrays
 from .schema import run_metadata, run_params, runs
+from .writers import StoredLengthConflict, WriterInfo, hold, let_go, new_token, this_host
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class RunRow:
     table: str
     #: parameter name -> its column in ``table`` (kept current as parameters are added)
     columns: dict[str, str]
+    #: The writer lease token this handle presents with every write (None: a view).
+    token: str | None = None
+    #: The writer the run recorded when read (None when not read).
+    writer: WriterInfo | None = None
 
 
 class RunStorage:
@@ -70,13 +77,27 @@ class RunStorage:
             with self.engine.begin() as conn:
                 yield conn
 
+    @contextmanager
+    def _lease_transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction for lease bookkeeping, tagged with the execution option
+        ``qdataset_lease`` (so tests that inject faults into writes can tell it apart)."""
+        with translating(self.engine.url):
+            with self.engine.connect().execution_options(qdataset_lease=True) as conn:
+                with conn.begin():
+                    yield conn
+
     # -- runs ----------------------------------------------------------------
     def create_run(
-        self, run_id: str, name: str, created_at: float, specs: Sequence[ParamSpec]
+        self, run_id: str, name: str, created_at: float, specs: Sequence[ParamSpec],
+        token: str | None = None, expires_at: float | None = None,
     ) -> RunRow:
         """Insert the run and its parameters and place it in a results table, atomically.
 
-        Limits are checked first: a run the engine could not store is never created."""
+        The creating process becomes the run's writer, presenting ``token`` (a
+        new one if not given) with every write; its lease runs until
+        ``expires_at`` unless renewed.  Limits are checked first: a run the engine
+        could not store is never created."""
+        token = token or new_token()
         self.dialect.check_run_layout(specs, run_id)
         with self.writing(run_id) as conn:
             exists = conn.execute(sa.select(runs.c.pk).where(runs.c.run_id == run_id)).first()
@@ -88,11 +109,14 @@ class RunStorage:
             placement = layouts.place_run(conn, self.dialect, specs)
             pk = conn.execute(
                 runs.insert().values(run_id=run_id, name=name, created_at=created_at,
-                                     length=0, results_table=placement.table)
+                                     length=0, results_table=placement.table,
+                                     writer_host=this_host(), writer_pid=os.getpid(),
+                                     writer_token=token, writer_started_at=created_at,
+                                     writer_expires_at=expires_at)
             ).inserted_primary_key[0]
             self._insert_params(conn, pk, specs, placement.columns, first_position=0)
         columns = {s.name: c for s, c in zip(specs, placement.columns, strict=True)}
-        return RunRow(pk, run_id, name, created_at, None, 0, placement.table, columns)
+        return RunRow(pk, run_id, name, created_at, None, 0, placement.table, columns, token)
 
     def _insert_params(self, conn: sa.Connection, pk: int, specs: Sequence[ParamSpec],
                        columns: Sequence[str], first_position: int) -> None:
@@ -165,19 +189,147 @@ class RunStorage:
         return [ParamSpec.from_json(spec) for spec, _, _ in rows]
 
     def complete(self, run: RunRow, completed_at: float) -> float:
-        """Mark the run completed and lock its results table (idempotent)."""
+        """Complete the run and lock its results (idempotent); returns the completion
+        time.  The writer completes with its lease; a view only once the writer is
+        gone (WriterActiveError while it lives)."""
         with self.writing(run.run_id) as conn:
-            current = conn.execute(
-                sa.select(runs.c.completed_at).where(runs.c.pk == run.pk)
-            ).scalar()
-            if current is not None:
-                return current
-            # The table's triggers reject changes to rows of runs completed in `runs`.
-            conn.execute(
-                runs.update().where(runs.c.pk == run.pk).values(completed_at=completed_at)
-            )
+            state = self._writer_state(conn, run)
+            if state.completed_at is not None:
+                return state.completed_at
+            if run.token is None or state.writer.token != run.token:
+                if run.token is not None:
+                    raise self._taken_over(run, state.writer)
+                reason = state.writer.gone_reason()
+                if reason is None:
+                    raise _writer_alive(run.run_id, state.writer, "completed")
+            # The tables' triggers reject changes to rows of runs completed in `runs`.
+            done = conn.execute(
+                runs.update()
+                .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
+                       runs.c.writer_token.is_not_distinct_from(state.writer.token))
+                .values(completed_at=completed_at, writer_token=None, writer_expires_at=None)
+            ).rowcount
+            if done != 1:  # another handle acted between our read and this update
+                raise WriterActiveError(
+                    f"run {run.run_id!r} changed hands while it was being completed; "
+                    "read its state again (store.read_dataset(id)) and retry"
+                )
             self._announce(conn, run.pk)
         return completed_at
+
+    def resume(self, run_id: str, token: str, expires_at: float) -> RunRow:
+        """Become the writer of the incomplete run ``run_id`` whose writer is gone."""
+        run = self.get_run(run_id)
+        with self.writing(run_id) as conn:
+            state = self._writer_state(conn, run)
+            if state.completed_at is not None:
+                raise CompletedError(
+                    f"run {run_id!r} is completed, so it cannot be resumed; "
+                    "create a new DataSet for new data"
+                )
+            if state.writer.gone_reason() is None:
+                raise _writer_alive(run_id, state.writer, "resumed")
+            took = conn.execute(
+                runs.update()
+                .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
+                       runs.c.writer_token.is_not_distinct_from(state.writer.token))
+                .values(writer_host=this_host(), writer_pid=os.getpid(), writer_token=token,
+                        writer_started_at=time.time(), writer_expires_at=expires_at)
+            ).rowcount
+            if took != 1:
+                raise WriterActiveError(
+                    f"run {run_id!r} was resumed by another process at the same moment; "
+                    "read it with store.read_dataset(id)"
+                )
+            length = state.length
+        return RunRow(run.pk, run.run_id, run.name, run.created_at, None, length, run.table,
+                      run.columns, token)
+
+    def renew(self, tokens: Sequence[str], expires_at: float) -> set[str]:
+        """Extend the leases ``tokens``; returns those still held (the others were
+        taken over, or their runs completed by someone else)."""
+        with self._lease_transaction() as conn:
+            conn.execute(runs.update()
+                         .where(runs.c.writer_token.in_(list(tokens)),
+                                runs.c.completed_at.is_(None))
+                         .values(writer_expires_at=expires_at))
+            return set(conn.execute(
+                sa.select(runs.c.writer_token).where(runs.c.writer_token.in_(list(tokens)),
+                                                     runs.c.completed_at.is_(None))
+            ).scalars())
+
+    def release(self, tokens: Sequence[str]) -> None:
+        """Give up the leases ``tokens``: their runs may be resumed at once."""
+        with self._lease_transaction() as conn:
+            conn.execute(runs.update().where(runs.c.writer_token.in_(list(tokens)))
+                         .values(writer_token=None, writer_expires_at=time.time()))
+
+    def view_refusal(self, run: RunRow) -> Exception:
+        """Why a view of ``run`` may not write it: CompletedError or WriterActiveError."""
+        with self.reading(run.run_id) as conn:
+            state = self._writer_state(conn, run)
+        if state.completed_at is not None:
+            return CompletedError(
+                f"run {run.run_id!r} is completed, so its results and parameters are "
+                "read-only; create a new DataSet for new data (metadata can still be added)"
+            )
+        return _view_write(run.run_id, state.writer)
+
+    def writer_of(self, run: RunRow) -> WriterInfo:
+        """The writer run ``run`` records now."""
+        with self.reading(run.run_id) as conn:
+            return self._writer_state(conn, run).writer
+
+    def _writer_state(self, conn: sa.Connection, run: RunRow) -> sa.Row:
+        row = conn.execute(
+            sa.select(runs.c.length, runs.c.completed_at, runs.c.writer_host,
+                      runs.c.writer_pid, runs.c.writer_token, runs.c.writer_started_at,
+                      runs.c.writer_expires_at).where(runs.c.pk == run.pk)
+        ).one()
+        return _WriterState(int(row.length), row.completed_at, WriterInfo(
+            row.writer_host, row.writer_pid, row.writer_token, row.writer_started_at,
+            row.writer_expires_at))
+
+    def _check_writer(self, conn: sa.Connection, run: RunRow) -> None:
+        """Refuse a change to ``run`` unless this handle holds its lease (in the
+        transaction that makes the change; on PostgreSQL it also locks the run's row
+        against a concurrent takeover)."""
+        held = conn.execute(
+            runs.update()
+            .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
+                   runs.c.writer_token == run.token)
+            .values(writer_token=runs.c.writer_token)
+        ).rowcount if run.token is not None else 0
+        if held != 1:
+            self._refuse(conn, run)
+
+    def _refuse(self, conn: sa.Connection, run: RunRow, new_length: int | None = None
+                ) -> None:
+        """Raise why ``run`` may not be written by this handle.  Returns only when
+        an append ending at ``new_length`` is already stored (a retried batch whose
+        commit went through although its acknowledgement was lost)."""
+        state = self._writer_state(conn, run)
+        if state.completed_at is not None:
+            raise CompletedError(
+                f"run {run.run_id!r} is completed, so its results and parameters are "
+                "read-only; create a new DataSet for new data"
+            )
+        if run.token is None:
+            raise _view_write(run.run_id, state.writer)
+        if state.writer.token != run.token:
+            raise self._taken_over(run, state.writer)
+        if new_length is not None and state.length == new_length:
+            return
+        raise StoredLengthConflict(run.run_id, state.length)
+
+    def _taken_over(self, run: RunRow, writer: WriterInfo) -> WriterActiveError:
+        now = (f"{writer.who} writes it now" if writer.token is not None
+               else "it was released")
+        return WriterActiveError(
+            f"this DataSet no longer holds the writer lease of run {run.run_id!r} ({now}): "
+            "nothing was written. Its unwritten results are kept: ds.unwritten_results() "
+            "returns them and store.close() saves them to a rescue file"
+        )
 
     def _announce(self, conn: sa.Connection, pk: int) -> None:
         """Tell listeners on other connections (PostgreSQL NOTIFY) that run ``pk`` changed.
@@ -194,11 +346,14 @@ class RunStorage:
         """Create a run to fill (copy, import); if filling fails, remove it again so
         a retry starts clean."""
         run = self.create_run(run_id, name, created_at, specs)
+        hold(run.token)  # nobody resumes it while it is being filled
         try:
             yield run
         except BaseException:
             self.delete_run(run)
             raise
+        finally:
+            let_go(run.token)
 
     def restore_state(self, run: RunRow, metadata: dict[str, Any],
                       completed_at: float | None) -> None:
@@ -224,7 +379,7 @@ class RunStorage:
         """Add parameters (existing rows get NULL), optionally with values; their
         columns are added to the run's table where it lacks them."""
         with self.writing(run.run_id) as conn:
-            self._ensure_open(conn, run)
+            self._check_writer(conn, run)
             existing = self.load_specs_in(conn, run.pk)
             self.dialect.check_run_layout([*existing, *specs], run.run_id)
             table_pk = conn.execute(
@@ -244,16 +399,6 @@ class RunStorage:
         rows = conn.execute(sa.select(run_params.c.spec).where(run_params.c.run_pk == pk))
         return [ParamSpec.from_json(row[0]) for row in rows]
 
-    def _ensure_open(self, conn: sa.Connection, run: RunRow) -> None:
-        completed = conn.execute(
-            sa.select(runs.c.completed_at).where(runs.c.pk == run.pk)
-        ).scalar()
-        if completed is not None:
-            raise CompletedError(
-                f"run {run.run_id!r} is completed, so it cannot change; "
-                "create a new DataSet for new data"
-            )
-
     # -- results -------------------------------------------------------------
     def insert_rows(self, run: RunRow, names: Sequence[str], rows: Sequence[Sequence[Any]],
                     new_length: int, kinds: Sequence[str | None] | None = None) -> None:
@@ -263,15 +408,19 @@ class RunStorage:
         lets PostgreSQL use its binary COPY.
         """
         with self.writing(run.run_id) as conn:
+            if not self._claim_append(conn, run, new_length - len(rows), new_length,
+                                      async_commit=True):
+                return
             self.dialect.insert_many(conn.connection.cursor(), run.table, run.pk,
                                      self._columns(run, names), rows, kinds=kinds)
-            self._appended(conn, run.pk, new_length)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
                        columns: Sequence[Sequence[Any]], start: int, count: int,
                        kinds: Sequence[str | None] | None = None) -> None:
         """Insert ``count`` rows given as columns, chunk by chunk, in one transaction."""
         with self.writing(run.run_id) as conn:
+            if not self._claim_append(conn, run, start, start + count, async_commit=False):
+                return
             cursor = conn.connection.cursor()
             for lo in range(0, count, CHUNK_ROWS):
                 hi = min(lo + CHUNK_ROWS, count)
@@ -279,20 +428,27 @@ class RunStorage:
                          *(col[lo:hi] for col in columns)]
                 self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
                                          values=chunk, kinds=kinds)
-            self._appended(conn, run.pk, start + count)
 
-    def _appended(self, conn: sa.Connection, pk: int, new_length: int) -> None:
-        """Record a run's new length after an append and announce it to listeners."""
-        epilogue = self.dialect.append_epilogue(runs.name, pk, new_length)
-        if epilogue is not None:  # PostgreSQL: length, NOTIFY and commit mode in one round trip
-            conn.connection.cursor().execute(epilogue)
-            return
-        # SQLite: nothing to announce; watchers notice the commit (PRAGMA data_version).
-        conn.execute(runs.update().where(runs.c.pk == pk).values(length=new_length))
+    def _claim_append(self, conn: sa.Connection, run: RunRow, first: int, new_length: int,
+                      async_commit: bool) -> bool:
+        """Record the run's new length before its rows go in, in the same transaction,
+        if and only if this handle holds the lease and the run ends at ``first``.
+
+        False: the rows are already stored (a retry after a lost acknowledgement).
+        Otherwise raises why not: a view, a lease taken over, a completed run, or a
+        stored length that differs from the writer's (StoredLengthConflict)."""
+        claimed = run.token is not None and self.dialect.claim_append(
+            conn.connection.cursor(), runs.name, run.pk, run.token, first, new_length,
+            async_commit=async_commit)
+        if claimed:
+            return True
+        self._refuse(conn, run, new_length)
+        return False
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
         with self.writing(run.run_id) as conn:
+            self._check_writer(conn, run)
             cursor = conn.connection.cursor()
             for index, values in updates:
                 if not values:
@@ -378,7 +534,38 @@ class RunStorage:
 
 
 def _run_row(row: sa.Row, columns: dict[str, str]) -> RunRow:
+    writer = WriterInfo(row.writer_host, row.writer_pid, row.writer_token,
+                        row.writer_started_at, row.writer_expires_at)
     return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
-                  int(row.length), row.results_table, columns)
+                  int(row.length), row.results_table, columns, writer=writer)
+
+
+class _WriterState(NamedTuple):
+    length: int
+    completed_at: float | None
+    writer: WriterInfo
+
+
+def _writer_alive(run_id: str, writer: WriterInfo, verb: str) -> WriterActiveError:
+    return WriterActiveError(
+        f"run {run_id!r} cannot be {verb} here: {writer.who} is writing it. Wait until it "
+        f"completes the run; if that process hangs, stop it, then "
+        f"store.resume_dataset({run_id!r}) continues the run (from another host: once its "
+        "lease has not been renewed for lease_timeout seconds)"
+    )
+
+
+def _view_write(run_id: str, writer: WriterInfo) -> WriterActiveError:
+    reason = writer.gone_reason()
+    if reason is None:
+        return WriterActiveError(
+            f"run {run_id!r} is being written by {writer.who}; this DataSet is a read-only "
+            "view (store.read_dataset), so nothing was stored. Write through the DataSet that "
+            "created the run; if that process is gone, store.resume_dataset(id) continues it"
+        )
+    return WriterActiveError(
+        f"this DataSet is a read-only view of run {run_id!r} (store.read_dataset), so nothing "
+        f"was stored; {reason}: continue the run with store.resume_dataset({run_id!r})"
+    )
 
 

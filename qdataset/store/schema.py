@@ -24,6 +24,12 @@ runs = sa.Table(
     sa.Column("completed_at", sa.Float, nullable=True),
     sa.Column("length", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("results_table", sa.String(64), nullable=False),
+    # The writer's lease (writers.py): every write presents writer_token.
+    sa.Column("writer_host", sa.String(255), nullable=True),
+    sa.Column("writer_pid", sa.Integer, nullable=True),
+    sa.Column("writer_token", sa.String(64), nullable=True),
+    sa.Column("writer_started_at", sa.Float, nullable=True),
+    sa.Column("writer_expires_at", sa.Float, nullable=True),
 )
 
 #: The parameters of each run, in the order they were added.

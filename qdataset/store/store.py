@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import numbers
 import os
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from .. import _wiring
-from ..errors import InvalidArgumentError, StoreClosedError, StoreError
+from ..errors import FlushError, InvalidArgumentError, StoreClosedError, StoreError
 from ..paramspec import ParamSpec
 from .boundary import translating
 from .changes import ChangeFeed, open_change_feed
@@ -25,8 +27,10 @@ from .engine import BUSY_TIMEOUT_S, create_engine, normalize_url, sqlite_path
 from .flusher import Flusher
 from .handle import RunHandle
 from .migrate import ensure_schema
+from .rescue import Loaded, Unwritten, load_rescue, write_rescue
 from .runs import RunRow, RunStorage
 from .transfer import copy_run, import_run
+from .writers import LeaseKeeper, new_token
 
 if TYPE_CHECKING:
     from ..dataset import DataSet  # for annotations only: never imported at run time
@@ -118,6 +122,11 @@ class Store:
         self.lease_timeout = float(lease_timeout)
         self._storage = RunStorage(self.engine)
         self._flusher = Flusher(flush_interval)
+        self._leases = LeaseKeeper(
+            self.lease_timeout,
+            renew=lambda leases, expires: self._storage.renew(
+                [lease.token for lease in leases], expires),
+            release=lambda leases: self._storage.release([lease.token for lease in leases]))
         self._attachments: dict[type, Attachment] = {}
         self._closed = False
         self._released = False  # set once close() has finished: then reads fail too
@@ -168,11 +177,41 @@ class Store:
         return [RunInfo.from_row(row, row.pk in failed) for row in rows]
 
     def read_dataset(self, run_id: str) -> DataSet:
-        """The run ``run_id`` as a live DataSet bound to this store."""
+        """The run ``run_id`` as a live, read-only view bound to this store.
+
+        The view follows the run as its writer adds results; its writing methods
+        raise WriterActiveError (only the DataSet that created the run, or one
+        from :meth:`resume_dataset`, writes it)."""
+        return self._dataset(self.open_run(run_id))
+
+    def resume_dataset(self, run_id: str) -> DataSet:
+        """A writing DataSet for the incomplete run ``run_id`` whose writer is gone
+        (its process exited or was killed, or, from another host, stopped renewing
+        its lease for ``lease_timeout`` seconds).  It continues at the next index.
+
+        Raises WriterActiveError while the writer lives, CompletedError for a
+        completed run.
+
+        >>> ds = store.resume_dataset(run_id)   # after the measurement process crashed
+        >>> ds.add_result(x=1.0, y=2.0)
+        """
+        return self._dataset(self.resume_run(run_id))
+
+    def _dataset(self, handle: RunHandle) -> DataSet:
         opener = _wiring.open_dataset
         if opener is None:  # only if qdataset/__init__.py did not run: a broken install
             raise StoreError("qdataset is not fully imported; `import qdataset` first")
-        return opener(self, self.open_run(run_id))
+        return opener(self, handle)
+
+    def load_rescue(self, path: str | os.PathLike) -> list[Loaded]:
+        """Append the results saved in rescue file ``path`` (see rescue.py; the
+        message of the FlushError that made it names it) to their runs in this store.
+
+        Each run must be incomplete and its writer gone; its rescued results go
+        after its last stored one.  Loading the same file again adds nothing.
+        """
+        self._check_open()
+        return load_rescue(self._storage, path, self.lease_timeout)
 
     def write_dataset(self, dataset: DataSet) -> DataSet:
         """Copy ``dataset`` (values, metadata, completion, id) into this store."""
@@ -203,17 +242,30 @@ class Store:
     # -- the seams the layers above use ------------------------------------------------
     def create_run(self, run_id: str, name: str, created_at: float,
                    specs: Sequence[ParamSpec]) -> RunHandle:
-        """Create an empty run with parameters ``specs``; its handle."""
+        """Create an empty run with parameters ``specs``; its handle, which holds the
+        run's writer lease."""
         self._check_open()
-        return RunHandle(self._storage, self._storage.create_run(run_id, name, created_at,
-                                                                 specs), self._flusher,
-                         released=self._is_released)
+        row = self._storage.create_run(run_id, name, created_at, specs, new_token(),
+                                       self._lease_expiry())
+        return self._handle(row)
 
     def open_run(self, run_id: str) -> RunHandle:
-        """The handle of the existing run ``run_id`` (RunNotFoundError if absent)."""
+        """A view's handle of the existing run ``run_id`` (RunNotFoundError if absent)."""
         self._check_open()
-        return RunHandle(self._storage, self._storage.get_run(run_id), self._flusher,
-                         released=self._is_released)
+        return self._handle(self._storage.get_run(run_id))
+
+    def resume_run(self, run_id: str) -> RunHandle:
+        """Take over the writer lease of the incomplete run ``run_id`` whose writer is
+        gone; its handle (see :meth:`resume_dataset`)."""
+        self._check_open()
+        return self._handle(self._storage.resume(run_id, new_token(), self._lease_expiry()))
+
+    def _handle(self, row: RunRow) -> RunHandle:
+        return RunHandle(self._storage, row, self._flusher, released=self._is_released,
+                         leases=self._leases)
+
+    def _lease_expiry(self) -> float:
+        return time.time() + self.lease_timeout
 
     def change_feed(self) -> ChangeFeed:
         """A new feed of runs changed by other connections (close it when done)."""
@@ -239,18 +291,63 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+        failures: list = []
+        rescued = None
         try:
-            self._flusher.close()  # the last flushes may still notify subscribers
+            failures = self._flusher.close()  # the last flushes may notify subscribers
         finally:
             with self._lock:
                 attachments, self._attachments = list(self._attachments.values()), {}
             for attachment in attachments:
                 attachment.close()
+            rescued = self._rescue(failures) if failures else None
+            self._release_leases()
             # From here on reads fail too (until now the last flushes' subscribers,
             # e.g. a final callback, could still read what they were told about).
             self._released = True
             self.engine.dispose()
             _open_stores.discard(self)
+        if rescued is not None:
+            raise rescued
+
+    def _rescue(self, failures: list) -> FlushError:
+        """Save the rows ``close()`` could not write to a rescue file; the error that
+        tells the writer where they are."""
+        unwritten: list[Unwritten] = []
+        for buffer, exc in failures:
+            item = buffer.unwritten(exc)
+            if item is not None and item.rows:
+                unwritten.append(item)
+        count = sum(len(item.rows) for item in unwritten)
+        runs = ", ".join(repr(item.run_id) for item in unwritten)
+        reasons = "; ".join(sorted({item.reason for item in unwritten}))
+        try:
+            path = write_rescue(self.display_url, self.path, unwritten)
+        except Exception as exc:  # noqa: BLE001 - nowhere left to put them: say so
+            return FlushError(
+                f"store.close(): {count} results of run(s) {runs} could not be written "
+                f"({reasons}) and could not be rescued to a file either ({exc}); "
+                "they are lost")
+        return FlushError(
+            f"store.close(): {count} results of run(s) {runs} could not be written "
+            f"({reasons}). They were saved to the rescue file {str(path)!r}; once the "
+            f"database takes writes again, load them into their runs with "
+            f"`qdataset rescue {path} --url {self.display_url}` or "
+            f"connect(url).load_rescue(path)")
+
+    def _release_leases(self) -> None:
+        """Give up this store's writer leases, so others may resume its runs at once."""
+        held = self._leases.close()
+        if not held:
+            return
+        try:
+            self._storage.release([lease.token for lease in held])
+        except Exception as exc:  # noqa: BLE001 - they run out by themselves
+            import logging
+
+            logging.getLogger("qdataset").warning(
+                "qdataset: could not release the writer leases of %d run(s) at close (%s); "
+                "they may be resumed once this process has exited", len(held), exc)
 
     @property
     def closed(self) -> bool:
@@ -318,14 +415,13 @@ _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
 @atexit.register
 def _close_open_stores() -> None:
-    """At interpreter exit, write out every buffered result."""
+    """At interpreter exit, write out every buffered result; results that cannot be
+    written go to a rescue file, and stderr says where."""
     for store in list(_open_stores):
         try:
             store.close()
-        except Exception:  # noqa: BLE001 - report and continue with the others
-            import logging
-
-            logging.getLogger("qdataset").exception("qdataset: flush at exit failed")
+        except Exception as exc:  # noqa: BLE001 - report and continue with the others
+            print(f"qdataset: at exit: {exc}", file=sys.stderr, flush=True)
 
 
 def _utc(timestamp: float) -> datetime:
