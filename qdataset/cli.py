@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           "role then has none, for trust/peer authentication)")
     grant.set_defaults(func=_grant_read_only)
 
+    rescue = commands.add_parser(
+        "rescue", help="load results saved in a rescue file back into their runs")
+    rescue.add_argument("file", help="the rescue file a failed close named (…rescue-….db)")
+    rescue.add_argument("--url", help="store the runs belong to (default: the default store)")
+    rescue.set_defaults(func=_rescue)
+
     _add_extra_commands(commands)
     args = parser.parse_args(argv)
     from .errors import QDatasetError
@@ -107,6 +113,20 @@ def _copy(args: argparse.Namespace) -> int:
         copied, skipped = copy_runs(source, target, args.runs)
     print(f"copied {len(copied)} runs to {args.target}"
           + (f"; {len(skipped)} already there: {', '.join(skipped)}" if skipped else ""))
+    return 0
+
+
+def _rescue(args: argparse.Namespace) -> int:
+    from .store import connect
+
+    with connect(args.url, create=False) as store:
+        loaded = store.load_rescue(args.file)
+    for item in loaded:
+        if item.first_index is None:
+            print(f"{item.run_id}: skipped, {item.note}")
+        else:
+            print(f"{item.run_id}: {item.count} results loaded from index {item.first_index} "
+                  f"({item.note})")
     return 0
 
 

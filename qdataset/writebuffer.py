@@ -114,7 +114,7 @@ class WriteBuffer:
         if first:
             self._schedule_or_take_back([row])
         elif time.monotonic() >= self._flush_due:
-            self.flush()  # overdue (see append)
+            self._flush_overdue()
         return index
 
     def append(self, rows: list[list[Any]], completed_error: Callable[[], Exception]) -> int:
@@ -137,10 +137,21 @@ class WriteBuffer:
         if was_empty:
             self._schedule_or_take_back(rows)
         elif time.monotonic() >= self._flush_due:
-            # Overdue: a busy measurement loop starved the flusher thread of the
-            # GIL (see WRITER_FLUSH_AFTER), so the writer flushes itself.
-            self.flush()
+            self._flush_overdue()
         return first
+
+    def _flush_overdue(self) -> None:
+        """Overdue: a busy measurement loop starved the flusher thread of the GIL
+        (see WRITER_FLUSH_AFTER), so the writer flushes itself.  A transient failure
+        (database briefly unreachable) does not stop the loop: the rows are kept,
+        the flusher retries them with backoff and logs a WARNING; only a permanent
+        failure is raised."""
+        try:
+            self.flush()
+        except FlushError:
+            if self.failure is not None:
+                raise
+            self._flush_due = float("inf")  # until the flusher got the rows through
 
     def _schedule_or_take_back(self, rows: list[list[Any]]) -> None:
         try:

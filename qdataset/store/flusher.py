@@ -178,9 +178,8 @@ class FailureLog:
         now = self._clock()
         if not transient:
             if self._state.pop(id(buffer), None) != "refused":
-                log.error("qdataset: %s. Retrying cannot help: the results are kept in "
-                          "memory, the writer's next call raises this error, and "
-                          "store.close() saves them to a rescue file", exc)
+                log.error("qdataset: background flush stopped, retrying cannot help: %s",
+                          exc)
             self._state[id(buffer)] = "refused"
             return 0.0
         kind = type(exc.__cause__ or exc).__name__

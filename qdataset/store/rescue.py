@@ -70,7 +70,7 @@ def write_rescue(source_url: str, database_file: Path | None,
     name = f"{stem}.rescue-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.db"
     problems = []
     for directory in rescue_directories(database_file):
-        path = directory / name
+        path = (directory / name).resolve()
         try:
             _write_file(path, source_url, unwritten)
             return path
