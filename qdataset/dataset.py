@@ -14,6 +14,7 @@ import numpy as np
 from .errors import (
     CompletedError,
     DuplicateParameterError,
+    FlushError,
     IndexRangeError,
     InvalidArgumentError,
     InvalidParamSpecError,
@@ -43,6 +44,11 @@ MAX_NAME_LENGTH = 255 - len("YYYYmmdd-HHMMSS--01234567")
 
 #: Longest metadata tag, in characters, on every engine.
 MAX_TAG_LENGTH = 255
+
+#: A bulk write is split into transactions of at most this many values, so it never
+#: holds SQLite's write lock (which every other writer waits for) for long: about
+#: a second on a laptop.
+BULK_TRANSACTION_CELLS = 2_000_000
 
 #: Tags that get_metadata computes; users cannot overwrite them.
 RESERVED_TAGS = ("id", "parameters")
@@ -108,9 +114,7 @@ class DataSet:
         if count:
             buffer = self._buffer
             with buffer.io_lock, buffer.lock:
-                handle.insert_columns([s.name for s in specs], columns, 0, count,
-                                      number_kinds(specs))
-                buffer.length = count
+                self._insert_bulk([s.name for s in specs], columns, 0, count)
 
     @classmethod
     def from_handle(cls, store: Store, handle: RunHandle) -> DataSet:
@@ -320,12 +324,35 @@ class DataSet:
             buffer.flush_locked()
             first = buffer.length
             if count:
-                self._handle.insert_columns(names, encoded, first, count,
-                                            [self._codecs[n].number_kind for n in names])
-                buffer.length = first + count
                 buffer.forget_recent()
+                self._insert_bulk(names, encoded, first, count)
         buffer.announce()
         return first
+
+    def _insert_bulk(self, names: list[str], encoded: list[Any], first: int,
+                     count: int) -> None:
+        """Store ``count`` encoded rows from index ``first`` (callers hold both buffer
+        locks), in transactions of at most BULK_TRANSACTION_CELLS values, so a big
+        bulk write never holds SQLite's write lock for long; the length follows each."""
+        kinds = [self._codecs[n].number_kind for n in names]
+        step = max(1, BULK_TRANSACTION_CELLS // max(1, len(names)))
+        stored = 0
+        try:
+            for lo in range(0, count, step):
+                hi = min(lo + step, count)
+                self._handle.insert_columns(names, [c[lo:hi] for c in encoded], first + lo,
+                                            hi - lo, kinds)
+                stored = hi
+                self._buffer.length = first + hi
+        except Exception as exc:
+            if not stored:
+                raise  # nothing was stored: the call changed nothing
+            raise FlushError(
+                f"run {self.id!r}: the first {stored} of these {count} results were stored "
+                f"(indices {first}..{first + stored - 1}), the other {count - stored} were "
+                f"not ({exc}); add those again, e.g. ds.add_results({{name: values[{stored}:]"
+                "}) for each parameter"
+            ) from exc
 
     def _encode_row(self, values: Mapping[str, Any]) -> list[Any]:
         row: list[Any] = [0] + [None] * (self._width - 1)
