@@ -156,6 +156,7 @@ class LeaseKeeper:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._name = name
+        self._failing = False  # renewals failing: warned once, until they work again
 
     def add(self, owner: Any, lease: Lease) -> None:
         hold(lease.token)
@@ -199,8 +200,15 @@ class LeaseKeeper:
                             let_go(lease.token)
                             log.error("qdataset: %s", lease.lost)
             except Exception as exc:  # noqa: BLE001 - transient: retried next interval
-                log.warning("qdataset: could not renew writer leases (retrying in %.1f s): "
-                            "%s", interval, exc)
+                if not self._failing:
+                    log.warning("qdataset: could not renew writer leases (retrying every "
+                                "%.1f s; a lease not renewed for %.1f s may be taken over "
+                                "from another host): %s", interval, self.timeout, exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("qdataset: writer leases renewed again")
+                self._failing = False
 
     def close(self) -> list[Lease]:
         """Stop renewing; returns the leases still held (for the store to release)."""
