@@ -186,6 +186,12 @@ class DataSet:
         return self._refresh_state()
 
     @property
+    def is_writer(self) -> bool:
+        """Whether this DataSet writes the run (it created or resumed it); False for a
+        read-only view from ``store.read_dataset``."""
+        return self._writer
+
+    @property
     def is_empty(self) -> bool:
         return self.length == 0
 

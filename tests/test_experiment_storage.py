@@ -156,6 +156,22 @@ def test_save_and_load_in_this_process(store):
     assert again.tags == ["demo", "redo"]
 
 
+def test_a_loaded_experiment_adds_data_once_its_writer_is_gone(store_url):
+    import qdataset
+
+    first = qdataset.connect(store_url)
+    exp = ExperimentData(store=first, experiment_type="resumed")
+    exp.add_data({"counts": {"0": 3}})
+    exp.save()
+    with qdataset.connect(store_url) as second:
+        loaded = ExperimentData.load(exp.experiment_id, second)
+        with pytest.raises(qdataset.WriterActiveError, match="is writing it"):
+            loaded.add_data({"counts": {"1": 4}})  # the first experiment still writes
+        first.close()  # its writer is gone now
+        loaded.add_data({"counts": {"1": 4}})
+        assert [row["counts"] for row in loaded.data()] == [{"0": 3}, {"1": 4}]
+
+
 def test_load_unknown_experiment(store):
     with pytest.raises(ExperimentNotFoundError, match="save"):
         ExperimentData.load("no-such-id", store)

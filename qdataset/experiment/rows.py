@@ -160,9 +160,15 @@ class DataRows:
         return self._dataset
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Encode and append data dicts (nothing happens for an empty list)."""
+        """Encode and append data dicts (nothing happens for an empty list).
+
+        A loaded experiment holds a read-only view of its run; its first new rows
+        resume the run (``store.resume_dataset``), which works once the process
+        that wrote it is gone and raises WriterActiveError while it lives."""
         encoded = [encode(row) for row in rows]
         if encoded:
+            if not self._dataset.is_writer:
+                self._dataset = self._dataset.store.resume_dataset(self._dataset.id)
             self._dataset.add_results(encoded)
             self._seen_rows = True
 
