@@ -50,6 +50,13 @@ _SQLITE_LIMIT_CODES = {"SQLITE_TOOBIG": "a value or row is larger than SQLite al
 _PG_READ_ONLY_CODES = ("42501", "25006")
 
 _SQLITE_FULL = "SQLITE_FULL"
+#: SQLite result codes (prefixes) meaning "the file cannot be used now", not "this
+#: statement is wrong": retrying may work (SQLITE_IOERR_WRITE for a file-size limit...).
+_SQLITE_UNAVAILABLE = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL", "SQLITE_NOMEM",
+                       "SQLITE_INTERRUPT")
+#: PostgreSQL SQLSTATE classes about the statement or the data (syntax, constraints,
+#: privileges...): an error of one of these is the same on every retry.
+_PG_STATEMENT_CLASSES = ("22", "23", "42", "2B", "2D", "3F", "44")
 _SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
@@ -119,8 +126,15 @@ def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatas
             f"{where}: the database stayed locked by another writer ({detail}); retry, "
             "or give each process fewer, larger writes"
         )
+    if errorname.startswith(_SQLITE_UNAVAILABLE):
+        return StoreUnavailableError(
+            f"{where}: the SQLite file cannot be used right now ({detail}); check the disk "
+            "and the file's permissions; retrying may work"
+        )
+    if errorname or sqlstate[:2] in _PG_STATEMENT_CLASSES:
+        return StoreError(f"database error on {where}: {detail}")  # the statement, not the server
     if (isinstance(exc, sa.exc.OperationalError) or _is_dbapi_operational(orig)
-            or sqlstate.startswith(("08", "57P"))
+            or sqlstate.startswith(("08", "57P", "53"))
             or getattr(exc, "connection_invalidated", False)):
         return StoreUnavailableError(
             f"cannot use the database at {url!r} ({detail}); check that it is reachable "
