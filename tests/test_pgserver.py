@@ -9,6 +9,8 @@ back shows exactly which rows were lost or stored twice.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import logging
 import threading
 import time
@@ -252,11 +254,17 @@ def test_writer_survives_a_fast_restart_with_every_row_once(pg_server, caplog):
     np.testing.assert_array_equal(result["values"], np.arange(result["accepted"]))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "add_result raises FlushError (cause: StoreUnavailableError, connection refused) while "
-    "the server is down: WriteBuffer.append_one writes an overdue buffer itself and lets "
-    "the transient failure out, although the row was accepted; issue 13 item 3 wants "
-    "transient failures retried in the background and reported as a WARNING"))
+#: Whether this tree tells transient failures apart (issue 13 item 3, in progress).
+_NO_TRANSIENT_FAILURES = not hasattr(importlib.import_module("qdataset.store.boundary"),
+                                     "is_transient")
+
+
+@pytest.mark.xfail(_NO_TRANSIENT_FAILURES, strict=False, reason=(
+    "add_result raises FlushError ('cannot use the database ... connection failed ... the "
+    "database system is shutting down') while the server is down: WriteBuffer.append_one "
+    "writes an overdue buffer itself and lets the failure out although the row was "
+    "accepted; issue 13 item 3 wants transient failures retried in the background and "
+    "reported as a WARNING"))
 def test_add_result_is_not_interrupted_by_a_restarting_server(pg_server, caplog):
     """A transient outage is the flusher's business: the measurement loop is told by a
     WARNING on the qdataset logger, not by exceptions for rows that were accepted."""
@@ -266,6 +274,16 @@ def test_add_result_is_not_interrupted_by_a_restarting_server(pg_server, caplog)
     assert result["flush_errors"] == 0, describe(result)
 
 
+#: Whether this tree has the writer's recovery from a crashed server (rows of the last
+#: asynchronous commits kept in memory and written again; issue 13, in progress).
+_NO_CRASH_RECOVERY = importlib.util.find_spec("qdataset.store.writers") is None
+
+
+@pytest.mark.xfail(_NO_CRASH_RECOVERY, strict=False, reason=(
+    "without the writer keeping recently flushed rows (qdataset/store/writers.py), a "
+    "crashed server loses the last asynchronous commits (measured: 83 and 90 rows) and "
+    "reading the run then fails: StoreError 'expected 697 results from index 0, found "
+    "614; the run's rows were changed outside qdataset'"))
 @pytest.mark.parametrize("mode", ["immediate", "kill"])
 def test_crashed_server_loses_at_most_the_async_commit_window(pg_server, caplog, mode):
     """``pg_ctl stop -m immediate``, or SIGKILL to every server process, while rows

@@ -291,17 +291,29 @@ def test_submitting_a_queue_job_is_refused(lab, refusing_reader):
     assert owner_counts(lab) == before
 
 
-def test_completing_or_resuming_an_abandoned_run_is_refused(lab, refusing_reader):
-    with qdataset.connect(lab.owner_url) as gone:  # a writer that stopped mid-run
-        ds = DataSet("abandoned", specs(), [[1.0], [2.0]], store=gone)
-        run_id = ds.id
+def abandoned_run(lab: Lab) -> str:
+    """An incomplete run whose writer is gone."""
+    with qdataset.connect(lab.owner_url) as gone:
+        return DataSet("abandoned", specs(), [[1.0], [2.0]], store=gone).id
+
+
+def test_completing_an_abandoned_run_is_refused(lab, refusing_reader):
+    run_id = abandoned_run(lab)
     with pytest.raises(ReadOnlyError) as raised:
         refusing_reader.read_dataset(run_id).mark_completed()
     assert_read_only(raised, lab)
+    assert [r.completed for r in lab.owner.runs() if r.id == run_id] == [False]
+
+
+def test_resuming_an_abandoned_run_is_refused(lab, refusing_reader):
+    if not hasattr(refusing_reader, "resume_dataset"):
+        pytest.skip("store.resume_dataset (issue 13 item 2) is not in this tree yet")
+    run_id = abandoned_run(lab)
     with pytest.raises(ReadOnlyError) as raised:
         refusing_reader.resume_dataset(run_id)
     assert_read_only(raised, lab)
-    assert [r.completed for r in lab.owner.runs() if r.id == run_id] == [False]
+    assert [(r.completed, r.length) for r in lab.owner.runs() if r.id == run_id] \
+        == [(False, 1)]
 
 
 # -- the command ------------------------------------------------------------------------
