@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import _wiring
 from ._lazy import lazy_attributes
 from .errors import (
+    AmbiguousRunError,
     CompletedError,
     DuplicateParameterError,
     FlushError,
@@ -83,6 +84,7 @@ _wiring.open_dataset = _open_dataset
 
 
 __all__ = [
+    "AmbiguousRunError",
     "CompletedError",
     "Cursor",
     "DataSet",

@@ -82,9 +82,15 @@ class DataSet:
         values: Sequence[Any] | None = None,
         *,
         store: Store | None = None,
+        experiment: str | None = None,
+        sample: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueTypeError(f"DataSet name must be a non-empty string, got {name!r}")
+        for label, group in (("experiment", experiment), ("sample", sample)):
+            if group is not None and (not isinstance(group, str) or not group):
+                raise ValueTypeError(
+                    f"DataSet {label}= must be a non-empty string or None, got {group!r}")
         if len(name) > MAX_NAME_LENGTH:
             raise InvalidArgumentError(
                 f"DataSet name {name[:40]!r}... has {len(name)} characters; the run id holds "
@@ -109,7 +115,8 @@ class DataSet:
             columns = [ColumnCodec(s).encode_column(v, rows=count)
                        for s, v in zip(specs, values, strict=True)]
         created = time.time()
-        handle = store.create_run(make_run_id(name, created), name, created, specs)
+        handle = store.create_run(make_run_id(name, created), name, created, specs,
+                                  experiment=experiment, sample=sample)
         self._setup(store, handle, specs, writer=True)
         if count:
             buffer = self._buffer
@@ -163,6 +170,21 @@ class DataSet:
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def number(self) -> int | None:
+        """The run's number in its store: ``store.read_dataset(number)`` finds it."""
+        return self._handle.number
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiment the run was grouped under at creation (or None)."""
+        return self._handle.experiment
+
+    @property
+    def sample(self) -> str | None:
+        """The sample the run was grouped under at creation (or None)."""
+        return self._handle.sample
 
     @property
     def created_at(self) -> float:

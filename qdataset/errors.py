@@ -59,6 +59,12 @@ class InvalidArgumentError(QDatasetError, ValueError):
     """An argument has a value qdataset cannot use (a negative interval, say)."""
 
 
+class AmbiguousRunError(RunNotFoundError, InvalidArgumentError):
+    """A run id prefix matches more than one run (the message lists them): not one
+    run found, and an argument that needs more characters of the id, or the run's
+    number."""
+
+
 class InvalidParamSpecError(QDatasetError, ValueError):
     """A ParamSpec was constructed with invalid arguments."""
 

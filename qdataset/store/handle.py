@@ -67,6 +67,19 @@ class RunHandle:
         return self._row.created_at
 
     @property
+    def number(self) -> int | None:
+        """The run's number in its store."""
+        return self._row.number
+
+    @property
+    def experiment(self) -> str | None:
+        return self._row.experiment
+
+    @property
+    def sample(self) -> str | None:
+        return self._row.sample
+
+    @property
     def opened_length(self) -> int:
         """The run's length when this handle was made."""
         return self._row.length

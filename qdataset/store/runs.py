@@ -24,7 +24,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import sqlalchemy as sa
 
-from ..errors import CompletedError, RunExistsError, RunNotFoundError, WriterActiveError
+from ..errors import (
+    AmbiguousRunError,
+    CompletedError,
+    InvalidArgumentError,
+    RunExistsError,
+    RunNotFoundError,
+    WriterActiveError,
+)
 from ..paramspec import ParamSpec
 from . import layouts
 from .boundary import translating
@@ -33,6 +40,12 @@ from .dialect import INDEX_COLUMN, RUN_COLUMN, Dialect
 from .reader import CHUNK_ROWS, read_arrays
 from .schema import run_metadata, run_params, runs
 from .writers import StoredLengthConflict, WriterInfo, hold, let_go, new_token, this_host
+
+#: Longest experiment or sample name, in characters (indexed on every engine).
+MAX_GROUP_LENGTH = 255
+
+#: How many matching ids an ambiguous prefix lists.
+_LISTED_MATCHES = 10
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,10 @@ class RunRow:
     token: str | None = None
     #: The writer the run recorded when read (None when not read).
     writer: WriterInfo | None = None
+    #: Per-store run number, and the run's groups (migration 0008).
+    number: int | None = None
+    experiment: str | None = None
+    sample: str | None = None
 
 
 class RunStorage:
@@ -89,16 +106,24 @@ class RunStorage:
     # -- runs ----------------------------------------------------------------
     def create_run(
         self, run_id: str, name: str, created_at: float, specs: Sequence[ParamSpec],
-        token: str | None = None, expires_at: float | None = None,
+        token: str | None = None, expires_at: float | None = None, *,
+        experiment: str | None = None, sample: str | None = None,
+        number: int | None = None,
     ) -> RunRow:
         """Insert the run and its parameters and place it in a results table, atomically.
 
         The creating process becomes the run's writer, presenting ``token`` (a
         new one if not given) with every write; its lease runs until
-        ``expires_at`` unless renewed.  Limits are checked first: a run the engine
-        could not store is never created."""
+        ``expires_at`` unless renewed.  The run gets the store's next number, or
+        ``number`` if given and free (see :meth:`_number_for`).  Limits are checked
+        first: a run the engine could not store is never created."""
         token = token or new_token()
         self.dialect.check_run_layout(specs, run_id)
+        for label, group in (("experiment", experiment), ("sample", sample)):
+            if group is not None and len(group) > MAX_GROUP_LENGTH:
+                raise InvalidArgumentError(
+                    f"run {run_id!r}: {label} name {group[:40]!r}... has {len(group)} "
+                    f"characters; at most {MAX_GROUP_LENGTH} (it is indexed): shorten it")
         with self.writing(run_id) as conn:
             exists = conn.execute(sa.select(runs.c.pk).where(runs.c.run_id == run_id)).first()
             if exists:
@@ -107,8 +132,10 @@ class RunStorage:
                     "read it with store.read_dataset(id) instead of writing it again"
                 )
             placement = layouts.place_run(conn, self.dialect, specs)
+            number = self._number_for(conn, number)
             pk = conn.execute(
                 runs.insert().values(run_id=run_id, name=name, created_at=created_at,
+                                     number=number, experiment=experiment, sample=sample,
                                      length=0, results_table=placement.table,
                                      writer_host=this_host(), writer_pid=os.getpid(),
                                      writer_token=token, writer_started_at=created_at,
@@ -116,7 +143,23 @@ class RunStorage:
             ).inserted_primary_key[0]
             self._insert_params(conn, pk, specs, placement.columns, first_position=0)
         columns = {s.name: c for s, c in zip(specs, placement.columns, strict=True)}
-        return RunRow(pk, run_id, name, created_at, None, 0, placement.table, columns, token)
+        return RunRow(pk, run_id, name, created_at, None, 0, placement.table, columns, token,
+                      number=number, experiment=experiment, sample=sample)
+
+    def _number_for(self, conn: sa.Connection, wanted: int | None) -> int:
+        """The number of a run being created in ``conn``'s transaction: ``wanted`` if
+        no run has it, else one more than the highest number in the store.
+
+        Creators are serialised until commit (SQLite: ``BEGIN IMMEDIATE``;
+        PostgreSQL: the layout advisory lock), so two never take the same number;
+        the unique index ``ux_runs_number`` guards it anyway."""
+        self.dialect.lock_layouts(conn)
+        if wanted is not None:
+            taken = conn.execute(sa.select(runs.c.pk).where(runs.c.number == wanted)).first()
+            if taken is None:
+                return int(wanted)
+        highest = conn.execute(sa.select(sa.func.max(runs.c.number))).scalar()
+        return int(highest or 0) + 1
 
     def _insert_params(self, conn: sa.Connection, pk: int, specs: Sequence[ParamSpec],
                        columns: Sequence[str], first_position: int) -> None:
@@ -126,12 +169,49 @@ class RunStorage:
                  "spec": spec.to_json(), "column_name": column}
                 for offset, (spec, column) in enumerate(zip(specs, columns, strict=True))])
 
-    def get_run(self, run_id: str) -> RunRow:
+    def get_run(self, run_id: str | int) -> RunRow:
+        """The run with id ``run_id``, or (an int) with that number."""
+        if isinstance(run_id, int):
+            return self._get_run(runs.c.number == run_id, f"number {run_id}")
+        return self._get_run(runs.c.run_id == run_id, f"id {run_id!r}")
+
+    def find_run(self, key: str | int) -> RunRow:
+        """The run a user means by ``key``: a number (int), an id, or an id prefix
+        that only one run's id starts with (AmbiguousRunError lists the matches).
+
+        Prefixes are matched with ``substr`` on the runs table (exact and
+        case-sensitive on every engine; no results are touched)."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.get_run(key)
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(
+                f"a run is given by its number (int), its id or a unique id prefix (str), "
+                f"not {key!r}")
         with self.reading() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            exact = conn.execute(sa.select(runs.c.run_id)
+                                 .where(runs.c.run_id == key)).first()
+            matches = [] if exact else conn.execute(
+                sa.select(runs.c.run_id)
+                .where(sa.func.substr(runs.c.run_id, 1, len(key)) == key)
+                .order_by(runs.c.run_id).limit(_LISTED_MATCHES + 1)).scalars().all()
+        if exact or len(matches) == 1:
+            return self.get_run(key if exact else matches[0])
+        if not matches:
+            raise RunNotFoundError(
+                f"no run with id {key!r} in {self.engine.url!r}, nor one whose id starts "
+                "with it; list the runs with store.runs() (or `qdataset runs`)")
+        listed = ", ".join(matches[:_LISTED_MATCHES])
+        more = " and more" if len(matches) > _LISTED_MATCHES else ""
+        raise AmbiguousRunError(
+            f"{key!r} is the start of the ids of several runs: {listed}{more}; give more "
+            "of the id, or the run's number")
+
+    def _get_run(self, where: sa.ColumnElement[bool], what: str) -> RunRow:
+        with self.reading() as conn:
+            row = conn.execute(sa.select(runs).where(where)).first()
             if row is None:
                 raise RunNotFoundError(
-                    f"no run with id {run_id!r} in {self.engine.url!r}; "
+                    f"no run with {what} in {self.engine.url!r}; "
                     "list the runs with store.runs()"
                 )
             columns = dict(conn.execute(
@@ -139,7 +219,13 @@ class RunStorage:
                 .where(run_params.c.run_pk == row.pk)).all())
         return _run_row(row, columns)
 
-    def list_runs(self, name: str | None = None, completed: bool | None = None) -> list[RunRow]:
+    def list_runs(self, name: str | None = None, completed: bool | None = None, *,
+                  experiment: str | None = None, sample: str | None = None,
+                  since: float | None = None, until: float | None = None,
+                  metadata: dict[str, str] | None = None) -> list[RunRow]:
+        """Runs, newest first, filtered in SQL (indexes: experiment, sample,
+        created_at, metadata tag).  ``since <= created_at < until``; ``metadata``
+        maps tags to the JSON text their value must equal."""
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.pk.desc())
         if name is not None:
             query = query.where(runs.c.name == name)
@@ -147,6 +233,18 @@ class RunStorage:
             query = query.where(runs.c.completed_at.is_not(None))
         elif completed is False:
             query = query.where(runs.c.completed_at.is_(None))
+        if experiment is not None:
+            query = query.where(runs.c.experiment == experiment)
+        if sample is not None:
+            query = query.where(runs.c.sample == sample)
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        if until is not None:
+            query = query.where(runs.c.created_at < until)
+        for tag, value_json in (metadata or {}).items():
+            query = query.where(runs.c.pk.in_(
+                sa.select(run_metadata.c.run_pk)
+                .where(run_metadata.c.tag == tag, run_metadata.c.value == value_json)))
         with self.reading() as conn:
             return [_run_row(row, {}) for row in conn.execute(query)]
 
@@ -243,7 +341,8 @@ class RunStorage:
                 )
             length = state.length
         return RunRow(run.pk, run.run_id, run.name, run.created_at, None, length, run.table,
-                      run.columns, token)
+                      run.columns, token, number=run.number, experiment=run.experiment,
+                      sample=run.sample)
 
     def renew(self, tokens: Sequence[str], expires_at: float) -> set[str]:
         """Extend the leases ``tokens``; returns those still held (the others were
@@ -342,10 +441,13 @@ class RunStorage:
 
     @contextmanager
     def filling_new_run(self, run_id: str, name: str, created_at: float,
-                        specs: Sequence[ParamSpec]) -> Iterator[RunRow]:
+                        specs: Sequence[ParamSpec], *, experiment: str | None = None,
+                        sample: str | None = None,
+                        number: int | None = None) -> Iterator[RunRow]:
         """Create a run to fill (copy, import); if filling fails, remove it again so
-        a retry starts clean."""
-        run = self.create_run(run_id, name, created_at, specs)
+        a retry starts clean.  ``number``: the number it should keep if free."""
+        run = self.create_run(run_id, name, created_at, specs, experiment=experiment,
+                              sample=sample, number=number)
         hold(run.token)  # nobody resumes it while it is being filled
         try:
             yield run
@@ -357,11 +459,16 @@ class RunStorage:
 
     def restore_state(self, run: RunRow, metadata: dict[str, Any],
                       completed_at: float | None) -> None:
-        """Give a copied or imported run its metadata and, if any, its completion time."""
+        """Give a copied or imported run its metadata and, if any, its completion time.
+
+        An incomplete one is left without a writer, so ``store.resume_dataset(id)``
+        may continue it at once (its measurement was interrupted elsewhere)."""
         for tag, value in metadata.items():
             self.set_metadata(run, tag, json.dumps(value))
         if completed_at is not None:
             self.complete(run, completed_at)
+        elif run.token is not None:
+            self.release([run.token])
 
     def delete_run(self, run: RunRow) -> None:
         """Remove an incomplete run and its results (used to undo a failed copy)."""
@@ -537,7 +644,8 @@ def _run_row(row: sa.Row, columns: dict[str, str]) -> RunRow:
     writer = WriterInfo(row.writer_host, row.writer_pid, row.writer_token,
                         row.writer_started_at, row.writer_expires_at)
     return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
-                  int(row.length), row.results_table, columns, writer=writer)
+                  int(row.length), row.results_table, columns, writer=writer,
+                  number=row.number, experiment=row.experiment, sample=row.sample)
 
 
 class _WriterState(NamedTuple):

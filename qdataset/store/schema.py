@@ -30,6 +30,17 @@ runs = sa.Table(
     sa.Column("writer_token", sa.String(64), nullable=True),
     sa.Column("writer_started_at", sa.Float, nullable=True),
     sa.Column("writer_expires_at", sa.Float, nullable=True),
+    # Per-store run number (1, 2, 3, ...; an imported QCoDeS run keeps its
+    # captured_run_id when free), and optional groups (migration 0008).  The number
+    # is given by create_run in the creating transaction; NULL only in theory
+    # (SQLite cannot add NOT NULL to an existing column without rebuilding `runs`).
+    sa.Column("number", sa.BigInteger, nullable=True),
+    sa.Column("experiment", sa.Text, nullable=True),
+    sa.Column("sample", sa.Text, nullable=True),
+    sa.Index("ux_runs_number", "number", unique=True),
+    sa.Index("ix_runs_created_at", "created_at"),  # since 0001
+    sa.Index("ix_runs_experiment", "experiment", "created_at"),
+    sa.Index("ix_runs_sample", "sample", "created_at"),
 )
 
 #: The parameters of each run, in the order they were added.
@@ -53,6 +64,7 @@ run_metadata = sa.Table(
               primary_key=True),
     sa.Column("tag", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Index("ix_run_metadata_tag", "tag", "run_pk"),  # runs(metadata=...), failed runs
 )
 
 #: The shared results tables: one per layout, named ``results_l<pk>``.

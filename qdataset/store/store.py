@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import atexit
+import json
 import numbers
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from .. import _wiring
-from ..errors import FlushError, InvalidArgumentError, StoreClosedError, StoreError
+from ..errors import (
+    FlushError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    StoreClosedError,
+    StoreError,
+)
 from ..paramspec import ParamSpec
 from .boundary import translating
 from .changes import ChangeFeed, open_change_feed
@@ -75,13 +82,18 @@ class RunInfo:
     #: "failed": the run carries metadata under "error" (see DataSet.__exit__),
     #: completed or not.
     state: str = "running"
+    #: The run's number in this store (``store.read_dataset(number)``).
+    number: int | None = None
+    #: The groups given at creation (``DataSet(..., experiment=, sample=)``), or None.
+    experiment: str | None = None
+    sample: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow, failed: bool = False) -> RunInfo:
         state = "failed" if failed else "running" if row.completed_at is None else "completed"
         return cls(row.run_id, row.name, _utc(row.created_at), row.completed_at is not None,
                    None if row.completed_at is None else _utc(row.completed_at), row.length,
-                   state)
+                   state, row.number, row.experiment, row.sample)
 
 
 class Store:
@@ -169,20 +181,57 @@ class Store:
         return self._storage.reading()
 
     # -- runs ---------------------------------------------------------------------
-    def runs(self, name: str | None = None, completed: bool | None = None) -> list[RunInfo]:
-        """Runs in this store, newest first, optionally by name and completion."""
+    def runs(self, name: str | None = None, completed: bool | None = None, *,
+             experiment: str | None = None, sample: str | None = None,
+             since: datetime | date | float | None = None,
+             until: datetime | date | float | None = None,
+             metadata: dict[str, Any] | None = None) -> list[RunInfo]:
+        """Runs in this store, newest first, without loading any results.
+
+        Every filter is optional and they combine: ``name``, ``completed``,
+        ``experiment``, ``sample``, creation time ``since <= created < until``
+        (datetimes, dates or unix seconds; naive ones are local time), and
+        ``metadata={tag: value}``: runs whose metadata under ``tag`` equals
+        ``value`` (compared as JSON text, as ``add_metadata`` stores it, so a
+        dict matches only with the same key order).  Filters run in SQL on indexes.
+
+        >>> store.runs(experiment="cooldown-3", since=datetime(2026, 12, 1))
+        >>> store.runs(metadata={"operator": "alice"}, completed=True)
+        """
         self._check_open()
-        rows = self._storage.list_runs(name, completed)
+        tags = None
+        if metadata is not None:
+            if not isinstance(metadata, dict):
+                raise InvalidArgumentError(
+                    f"metadata= takes a dict of tag -> value, got {type(metadata).__name__}")
+            try:
+                tags = {tag: json.dumps(value, allow_nan=True) for tag, value in metadata.items()}
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgumentError(
+                    f"metadata= values must be JSON-able to compare with stored metadata ({exc})"
+                ) from exc
+        rows = self._storage.list_runs(
+            name, completed, experiment=experiment, sample=sample,
+            since=_seconds(since, "since"), until=_seconds(until, "until"), metadata=tags)
         failed = self._storage.runs_tagged(ERROR_TAG) if rows else set()
         return [RunInfo.from_row(row, row.pk in failed) for row in rows]
 
-    def read_dataset(self, run_id: str) -> DataSet:
-        """The run ``run_id`` as a live, read-only view bound to this store.
+    def read_dataset(self, run: str | int) -> DataSet:
+        """A run as a live, read-only view bound to this store.
+
+        ``run`` is the run's id, its number in this store (an int), or the start
+        of its id if no other run's id starts so (AmbiguousRunError lists the
+        runs that do; RunNotFoundError when none matches).
 
         The view follows the run as its writer adds results; its writing methods
         raise WriterActiveError (only the DataSet that created the run, or one
-        from :meth:`resume_dataset`, writes it)."""
-        return self._dataset(self.open_run(run_id))
+        from :meth:`resume_dataset`, writes it).
+
+        >>> store.read_dataset(42)                      # by number
+        >>> store.read_dataset("20261201-1305")         # by a unique id prefix
+        """
+        self._check_open()
+        return self._dataset(self._handle(self._storage.find_run(_run_key(run))))
 
     def resume_dataset(self, run_id: str) -> DataSet:
         """A writing DataSet for the incomplete run ``run_id`` whose writer is gone
@@ -233,20 +282,38 @@ class Store:
 
     def import_run(self, run_id: str, name: str, created_at: float,
                    specs: Sequence[ParamSpec], columns: Sequence[Sequence[Any]], count: int,
-                   metadata: dict[str, Any], completed_at: float | None) -> None:
-        """Create a run from encoded columns (file imports); all or nothing."""
+                   metadata: dict[str, Any], completed_at: float | None, *,
+                   experiment: str | None = None, sample: str | None = None,
+                   number: int | None = None,
+                   chunks: Iterable[tuple[Sequence[Sequence[Any]], int]] = ()) -> int | None:
+        """Create a run from encoded columns (file imports), then the ``(columns,
+        count)`` of ``chunks`` after them; all or nothing.  The run gets ``number``
+        if no run of this store has it, else the next free one; returns its number.
+        An incomplete run (``completed_at`` None) is left without a writer."""
         self._check_open()
-        import_run(self._storage, run_id, name, created_at, specs, columns, count,
-                   metadata, completed_at)
+        return import_run(self._storage, run_id, name, created_at, specs, columns, count,
+                          metadata, completed_at, experiment=experiment, sample=sample,
+                          number=number, chunks=chunks)
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether a run with exactly this id is in the store."""
+        self._check_open()
+        try:
+            self._storage.get_run(run_id)
+        except RunNotFoundError:
+            return False
+        return True
 
     # -- the seams the layers above use ------------------------------------------------
     def create_run(self, run_id: str, name: str, created_at: float,
-                   specs: Sequence[ParamSpec]) -> RunHandle:
-        """Create an empty run with parameters ``specs``; its handle, which holds the
-        run's writer lease."""
+                   specs: Sequence[ParamSpec], *, experiment: str | None = None,
+                   sample: str | None = None) -> RunHandle:
+        """Create an empty run with parameters ``specs`` (and the store's next
+        number); its handle, which holds the run's writer lease."""
         self._check_open()
         row = self._storage.create_run(run_id, name, created_at, specs, new_token(),
-                                       self._lease_expiry())
+                                       self._lease_expiry(), experiment=experiment,
+                                       sample=sample)
         return self._handle(row)
 
     def open_run(self, run_id: str) -> RunHandle:
@@ -426,3 +493,28 @@ def _close_open_stores() -> None:
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _seconds(moment: datetime | date | float | None, name: str) -> float | None:
+    """Unix seconds of a ``since``/``until`` bound (naive datetimes and dates: local)."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return moment.timestamp()
+    if isinstance(moment, date):
+        return datetime(moment.year, moment.month, moment.day).timestamp()
+    if isinstance(moment, numbers.Real) and not isinstance(moment, bool):
+        return float(moment)
+    raise InvalidArgumentError(
+        f"{name}= takes a datetime, a date or unix seconds, got {moment!r}")
+
+
+def _run_key(run: Any) -> str | int:
+    """A run id/prefix (str) or a run number (int, numpy integers too)."""
+    if isinstance(run, str):
+        return run
+    if isinstance(run, numbers.Integral) and not isinstance(run, bool):
+        return int(run)
+    raise InvalidArgumentError(
+        f"a run is given by its id or a unique id prefix (str), or its number (int), "
+        f"not {run!r}")

@@ -6,7 +6,8 @@ completion, and remove it again if anything fails, so a retry starts clean.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..paramspec import ParamSpec
@@ -25,7 +26,10 @@ def copy_run(source: RunStorage, target: RunStorage, run_id: str,
     specs = source.load_specs(run.pk, run_id)
     names = [s.name for s in specs]
     kinds = number_kinds(specs)
-    with target.filling_new_run(run.run_id, run.name, run.created_at, specs) as copied:
+    # The copy keeps its groups, and its number where the target has it free.
+    with target.filling_new_run(run.run_id, run.name, run.created_at, specs,
+                                experiment=run.experiment, sample=run.sample,
+                                number=run.number) as copied:
         position = 0
         if names:
             for chunk in source.read_columns(run, names, 0, run.length):
@@ -40,10 +44,22 @@ def copy_run(source: RunStorage, target: RunStorage, run_id: str,
 
 def import_run(target: RunStorage, run_id: str, name: str, created_at: float,
                specs: Sequence[ParamSpec], columns: Sequence[Sequence[Any]], count: int,
-               metadata: dict[str, Any], completed_at: float | None) -> None:
-    """Create a run from encoded ``columns`` (one per spec, ``count`` rows each)."""
-    with target.filling_new_run(run_id, name, created_at, specs) as run:
-        if count:
-            target.insert_columns(run, [s.name for s in specs], columns, 0, count,
-                                  number_kinds(specs))
+               metadata: dict[str, Any], completed_at: float | None, *,
+               experiment: str | None = None, sample: str | None = None,
+               number: int | None = None,
+               chunks: Iterable[tuple[Sequence[Sequence[Any]], int]] = ()) -> int | None:
+    """Create a run from encoded ``columns`` (one per spec, ``count`` rows each),
+    followed by the encoded ``(columns, count)`` of ``chunks`` (an import that
+    streams its rows); all or nothing.  Returns the number the run got (``number``
+    if it was free)."""
+    names = [s.name for s in specs]
+    kinds = number_kinds(specs)
+    with target.filling_new_run(run_id, name, created_at, specs, experiment=experiment,
+                                sample=sample, number=number) as run:
+        position = 0
+        for part, rows in itertools.chain([(columns, count)], chunks):
+            if rows:
+                target.insert_columns(run, names, part, position, rows, kinds)
+                position += rows
         target.restore_state(run, metadata, completed_at)
+    return run.number
