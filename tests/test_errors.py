@@ -128,3 +128,18 @@ def test_too_many_parameters_is_a_storage_limit_error(store):
     assert isinstance(raised.value, QDatasetError)
     assert "fewer" in str(raised.value)
     assert store.runs() == []  # the failed run was rolled back
+
+
+def test_a_read_only_sqlite_file_gives_read_only_error(tmp_path):
+    import sqlite3
+
+    from qdataset import ReadOnlyError
+    from qdataset.store.boundary import translate
+
+    path = tmp_path / "lab.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        readonly.execute("INSERT INTO t VALUES (1)")
+    error = translate(raised.value, f"sqlite:///{path}")
+    assert isinstance(error, ReadOnlyError) and "write permission" in str(error)

@@ -102,6 +102,12 @@ def translate(exc: BaseException, url: Any, run_id: str | None = None) -> QDatas
             f"({detail}), so nothing was written; connect as a role that may write (the "
             "store's owner) to change data, or only read with this one"
         )
+    if errorname.startswith("SQLITE_READONLY"):
+        return ReadOnlyError(
+            f"{where}: this SQLite file may only be read by this process ({detail}), so "
+            "nothing was written; to write, give the user write permission on the file and "
+            "its directory (SQLite creates its -wal and -shm files there)"
+        )
     limit = _PG_LIMIT_CODES.get(sqlstate) or _SQLITE_LIMIT_CODES.get(errorname)
     if limit is None and errorname == "SQLITE_ERROR" and "too many columns" in detail:
         limit = "too many columns for one SQLite table"  # SQLite has no code of its own
