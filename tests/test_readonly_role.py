@@ -348,3 +348,17 @@ def test_the_command_grants_and_explains_its_refusals(lab, capsys, tmp_path):
         superuser = getpass.getuser()
     assert main(["grant-read-only", superuser, "--url", lab.owner_url]) == 2
     assert "cannot be made read-only" in capsys.readouterr().err
+
+
+def test_a_store_needing_an_upgrade_tells_the_reader_to_connect_as_its_owner(lab):
+    from qdataset.store.migrate import head_revision
+
+    head = head_revision()
+    with lab.owner.transaction() as conn:  # as if an older qdataset had written it
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0006'")
+    try:
+        with pytest.raises(ReadOnlyError, match="connect once as the store's owner"):
+            qdataset.connect(lab.reader_url)
+    finally:
+        with lab.owner.transaction() as conn:
+            conn.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{head}'")

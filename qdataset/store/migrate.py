@@ -10,7 +10,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import ReadOnlyError, SchemaVersionError, StoreError
+from .boundary import translate
 
 _upgrade_lock = threading.Lock()
 
@@ -101,7 +102,18 @@ def ensure_schema(engine: sa.Engine, create: bool = True) -> str:
                 f"newer than this qdataset (head {head!r}); upgrade qdataset "
                 "(pip install -U qdataset) to open it"
             )
-        _upgrade(engine, "head")
+        try:
+            _upgrade(engine, "head")
+        except Exception as exc:
+            translated = translate(exc, engine.url)
+            if isinstance(translated, ReadOnlyError):
+                raise ReadOnlyError(
+                    f"the store at {engine.url!r} has schema revision {current!r} and this "
+                    f"qdataset needs {head!r}, but this connection may not change it "
+                    f"({translated}); connect once as the store's owner (who may write) to "
+                    "upgrade it, or use the qdataset version that wrote it"
+                ) from exc
+            raise
     return head
 
 
