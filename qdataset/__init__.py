@@ -61,12 +61,14 @@ _LAZY = {
     "read_dataset": ".io",
     "write_dataset": ".io",
     "dataframe_from_dataset": ".io",
+    "import_qcodes": ".qcodes_import",
 }
 
 if TYPE_CHECKING:
     from .cursor import Cursor
     from .dataset import DataSet
     from .io import dataframe_from_dataset, read_dataset, write_dataset
+    from .qcodes_import import import_qcodes
     from .store import RunHandle, RunInfo, Store, connect
 
 
@@ -118,6 +120,7 @@ __all__ = [
     "WriterActiveError",
     "connect",
     "dataframe_from_dataset",
+    "import_qcodes",
     "read_dataset",
     "write_dataset",
 ]

@@ -21,11 +21,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = commands.add_parser("runs", help="list the runs in a store, newest first")
     runs.add_argument("--url", help="store URL (default: the default store)")
     runs.add_argument("--name", help="only runs with this name")
+    runs.add_argument("--experiment", help="only runs of this experiment")
+    runs.add_argument("--sample", help="only runs of this sample")
+    runs.add_argument("--since", metavar="WHEN",
+                      help="only runs created since WHEN: a date or time (2026-12-01, "
+                           "2026-12-01T13:05, local time) or an age (30m, 12h, 7d, 2w)")
     runs.add_argument("--state", choices=("running", "completed", "failed"),
                       help="only runs in this state (failed: the measurement raised)")
     runs.add_argument("--json", action="store_true",
                       help="one JSON object per run and line, for scripts")
     runs.set_defaults(func=_runs)
+
+    qcodes = commands.add_parser(
+        "import-qcodes", help="import every run of a QCoDeS .db file (GUIDs as ids, "
+                              "captured_run_id as numbers); runs already there are skipped")
+    qcodes.add_argument("path", help="the QCoDeS database file (read only, never changed)")
+    qcodes.add_argument("--url", help="store to import into (default: the default store)")
+    qcodes.set_defaults(func=_import_qcodes)
 
     copy = commands.add_parser(
         "copy", help="copy runs between stores, ids preserved (e.g. local file -> lab server)")
@@ -80,26 +92,81 @@ def _demo(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from .store import connect
 
+    since = None if args.since is None else _parse_since(args.since)
     with connect(args.url, create=False) as store:  # listing never creates a store
-        runs = [r for r in store.runs(name=args.name)
+        runs = [r for r in store.runs(name=args.name, experiment=args.experiment,
+                                      sample=args.sample, since=since)
                 if args.state is None or r.state == args.state]
     if args.json:
         import json
 
         for run in runs:
-            print(json.dumps({"id": run.id, "name": run.name, "state": run.state,
-                              "rows": run.length, "created": run.created.isoformat(),
+            print(json.dumps({"number": run.number, "id": run.id, "name": run.name,
+                              "experiment": run.experiment, "sample": run.sample,
+                              "state": run.state, "rows": run.length,
+                              "created": run.created.isoformat(),
                               "completed": None if run.completed_at is None
                               else run.completed_at.isoformat()}))
         return 0
     if not runs:
         return 0
-    width = max(len("ID"), *(len(r.id) for r in runs))
-    rows_width = max(len("ROWS"), *(len(str(r.length)) for r in runs))
-    print(f"{'ID':<{width}}  {'ROWS':>{rows_width}}  {'STATE':<9}  CREATED (UTC)")
-    for run in runs:
-        print(f"{run.id:<{width}}  {run.length:>{rows_width}}  {run.state:<9}  "
-              f"{run.created:%Y-%m-%d %H:%M:%S}")
+    table = [("#", "ID", "NAME", "EXPERIMENT", "SAMPLE", "ROWS", "STATE", "CREATED (UTC)")]
+    table += [(str(r.number or ""), r.id, r.name, r.experiment or "-", r.sample or "-",
+               str(r.length), r.state, f"{r.created:%Y-%m-%d %H:%M:%S}") for r in runs]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    right = {0, 5}  # numbers
+    for row in table:
+        print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+    return 0
+
+
+def _parse_since(text: str) -> float:
+    """Unix seconds of ``--since``: an ISO date/time (local unless it gives a zone)
+    or an age such as 30m, 12h, 7d, 2w."""
+    import re
+    import time
+    from datetime import datetime
+
+    from .errors import InvalidArgumentError
+
+    age = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if age:
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[age.group(2)]
+        return time.time() - float(age.group(1)) * seconds
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--since {text!r} is neither a date or time (2026-12-01, 2026-12-01T13:05) nor "
+            "an age (30m, 12h, 7d, 2w)") from None
+
+
+def _read_run(store, text: str):  # noqa: ANN001, ANN202 - Store -> DataSet, imported lazily
+    """The run a command's RUN argument names: a number (digits; when no run has
+    that number, an id prefix of digits), an id, or a unique id prefix."""
+    from .errors import RunNotFoundError
+
+    if text.isdigit():
+        try:
+            return store.read_dataset(int(text))
+        except RunNotFoundError:
+            pass  # e.g. "20261201": the start of an id
+    return store.read_dataset(text)
+
+
+def _import_qcodes(args: argparse.Namespace) -> int:
+    from .qcodes_import import import_report
+    from .store import connect
+
+    with connect(args.url) as store:
+        report = import_report(args.path, store)
+        where = store.display_url
+    print(f"imported {len(report.imported)} runs ({report.rows} rows) from {args.path} "
+          f"into {where}" + (f"; {len(report.skipped)} already there, skipped"
+                             if report.skipped else ""))
+    for guid, (wanted, got) in report.renumbered.items():
+        print(f"  run {guid}: number {wanted} is taken in this store, so it is number {got}")
     return 0
 
 
