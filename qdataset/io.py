@@ -197,7 +197,7 @@ def _sqlite_target(target: str | os.PathLike, reading: bool = False) -> Path:
 def write_csv(dataset: DataSet, path: str | os.PathLike) -> None:
     """Write the run's values to a CSV file through pandas: setpoints first, then
     one column per parameter; an array-valued parameter gets one column per
-    element (``trace[0]``, ``trace[1]``, ...; ``m[0,1]`` for 2-D arrays).  Missing
+    element (``trace[0]``, ``trace[1]``, ...; ``m[0][1]`` for 2-D arrays).  Missing
     values are empty fields.  Written through a temporary file, renamed into place.
 
     >>> write_dataset(ds, "run.csv")
@@ -232,7 +232,7 @@ def _frame(dataset: DataSet, expand_arrays: bool) -> pandas.DataFrame:
                 )
             for position in np.ndindex(*spec.shape):
                 element = values[(slice(None), *position)]
-                name = f"{spec.name}[{','.join(map(str, position))}]"
+                name = spec.name + "".join(f"[{k}]" for k in position)
                 columns[name] = _column(element)
         elif spec.is_array:
             columns[spec.name] = list(values)

@@ -55,7 +55,9 @@ def test_netcdf_round_trip_into_another_store(tmp_path, store):
         assert len(store.runs()) == 1
 
 
-def test_read_dataset_infers_netcdf_and_uses_the_default_store(tmp_path, monkeypatch):
+def test_read_dataset_of_a_netcdf_file_stores_it_nowhere(tmp_path, monkeypatch):
+    import gc
+
     from qdataset.store import store as store_module
 
     monkeypatch.setenv("QDATASET_URL", f"sqlite:///{tmp_path / 'default.db'}")
@@ -65,16 +67,31 @@ def test_read_dataset_infers_netcdf_and_uses_the_default_store(tmp_path, monkeyp
         write_dataset(ds, str(tmp_path / "run.nc"))
         again = read_dataset(str(tmp_path / "run.nc"))
         assert_same(ds, again)
-        assert again.store.path == tmp_path / "default.db"
-        again.store.close()
+        assert not (tmp_path / "default.db").exists()   # the default store was not touched
+        scratch = again.store.path.parent
+        assert scratch.is_dir() and not scratch.is_relative_to(tmp_path)
+        del again
+        gc.collect()
+        assert not scratch.exists()                     # its private store went with it
 
 
-def test_xarray_view_has_setpoints_as_coordinates(store):
+def test_read_dataset_with_store_imports_the_file_once(tmp_path, store):
+    with qdataset.connect(tmp_path / "origin.db") as origin:
+        ds = sample_run(origin)
+        write_dataset(ds, tmp_path / "run.nc")
+        first = read_dataset(tmp_path / "run.nc", store=store)
+        assert first.store is store
+        assert_same(ds, first)
+    assert read_dataset(tmp_path / "run.nc", store=store).id == ds.id
+    assert [r.id for r in store.runs()] == [ds.id]
+
+
+def test_xarray_view_has_setpoints_as_dimensions(store):
     xds = to_xarray(sample_run(store))
-    assert "gate" in xds.coords
-    assert xds["trace"].dims == ("index", "trace_dim0", "trace_dim1")
+    assert xds["z"].dims == ("gate",)
+    assert xds["trace"].dims == ("gate", "trace_dim_0", "trace_dim_1")
     assert xds["gate"].attrs["units"] == "V"
-    assert xds.sizes["index"] == 6
+    assert xds.sizes["gate"] == 6
 
 
 def test_variable_length_runs_are_refused_with_advice(tmp_path, store):
