@@ -39,6 +39,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     qcodes.add_argument("--url", help="store to import into (default: the default store)")
     qcodes.set_defaults(func=_import_qcodes)
 
+    run_help = "the run: its number, its id, or the start of its id"
+    show = commands.add_parser("show", help="describe one run: ids, groups, state, rows, "
+                                            "parameters and metadata")
+    show.add_argument("run", metavar="RUN", help=run_help)
+    show.add_argument("--url", help="store URL (default: the default store)")
+    show.set_defaults(func=_show)
+
+    export = commands.add_parser(
+        "export", help="write one run to a file: .nc (netCDF, QCoDeS-compatible), .csv, "
+                       ".db (format from the suffix)")
+    export.add_argument("run", metavar="RUN", help=run_help)
+    export.add_argument("file", metavar="FILE", help="the file to write (replaced if present)")
+    export.add_argument("--url", help="store URL (default: the default store)")
+    export.set_defaults(func=_export)
+
+    plot = commands.add_parser("plot", help="plot one run with matplotlib (plot_dataset)")
+    plot.add_argument("run", metavar="RUN", help=run_help)
+    plot.add_argument("-o", "--output", metavar="FILE",
+                      help="save the figure to FILE (.png, .pdf, .svg, ...) instead of "
+                           "opening a window")
+    plot.add_argument("--url", help="store URL (default: the default store)")
+    plot.set_defaults(func=_plot)
+
     copy = commands.add_parser(
         "copy", help="copy runs between stores, ids preserved (e.g. local file -> lab server)")
     copy.add_argument("source", help="store URL or SQLite file to copy from")
@@ -142,19 +165,6 @@ def _parse_since(text: str) -> float:
             "an age (30m, 12h, 7d, 2w)") from None
 
 
-def _read_run(store, text: str):  # noqa: ANN001, ANN202 - Store -> DataSet, imported lazily
-    """The run a command's RUN argument names: a number (digits; when no run has
-    that number, an id prefix of digits), an id, or a unique id prefix."""
-    from .errors import RunNotFoundError
-
-    if text.isdigit():
-        try:
-            return store.read_dataset(int(text))
-        except RunNotFoundError:
-            pass  # e.g. "20261201": the start of an id
-    return store.read_dataset(text)
-
-
 def _import_qcodes(args: argparse.Namespace) -> int:
     from .qcodes_import import import_report
     from .store import connect
@@ -203,6 +213,104 @@ def _grant_read_only(args: argparse.Namespace) -> int:
     schema = grant_read_only(args.url, args.role, password=args.password)
     print(f"role {args.role!r} may log in and read schema {schema!r} (its tables now and "
           "later), and nothing else; every write it tries fails with ReadOnlyError")
+    return 0
+
+
+def _read_run(store, run: str):
+    """RUN of the inspecting commands: a number, an id or a unique id prefix (digits
+    are a number; when no run has that number, the start of an id: "20261201")."""
+    from .errors import RunNotFoundError
+
+    if run.isdigit():
+        try:
+            return store.read_dataset(int(run))
+        except RunNotFoundError:
+            pass
+    return store.read_dataset(run)
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from .store import connect
+
+    def when(timestamp: float | None) -> str:
+        if timestamp is None:
+            return "-"
+        return f"{datetime.fromtimestamp(timestamp, tz=UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+    with connect(args.url, create=False) as store:
+        ds = _read_run(store, args.run)
+        metadata = {k: v for k, v in ds.get_metadata().items() if k not in ("id", "parameters")}
+        state = ("failed" if "error" in metadata
+                 else "completed" if ds.is_marked_complete else "running")
+        facts = [("id", ds.id), ("number", getattr(ds, "number", None)), ("name", ds.name),
+                 ("experiment", getattr(ds, "experiment", None)),
+                 ("sample", getattr(ds, "sample", None)), ("state", state),
+                 ("rows", ds.length), ("created", when(ds.created_at)),
+                 ("completed", when(ds.completed_at))]
+        for key, value in facts:
+            print(f"{key + ':':<12}{'-' if value is None else value}")
+        specs = ds.get_parameters()
+        print(f"parameters: {len(specs)}")
+        if specs:
+            table = [(s.name, str(s.type) + (str(s.shape) if s.shape else ""), s.role,
+                      s.unit or "-", s.label or "-",
+                      f"depends on {', '.join(s.depends_on)}" if s.depends_on else "")
+                     for s in specs]
+            header = ("NAME", "TYPE", "ROLE", "UNIT", "LABEL", "")
+            widths = [max(len(row[k]) for row in [header, *table]) for k in range(5)]
+            for row in [header, *table]:
+                cells = (f"{cell:<{w}}" for cell, w in zip(row[:5], widths, strict=True))
+                print(("  " + "  ".join(cells) + (f"  {row[5]}" if row[5] else "")).rstrip())
+        print("metadata:" + ("" if metadata else " -"))
+        for line in json.dumps(metadata, indent=2, default=str).splitlines()[1:-1]:
+            print(line)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .io import write_dataset
+    from .store import connect
+
+    with connect(args.url, create=False) as store:
+        ds = _read_run(store, args.run)
+        write_dataset(ds, args.file)
+        print(f"wrote run {ds.id} ({ds.length} rows) to {args.file}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import FormatError
+    from .store import connect
+
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise FormatError("qdataset plot needs matplotlib: pip install matplotlib") from exc
+    if args.output:
+        matplotlib.use("Agg")  # a file needs no window, nor a display
+    elif (sys.platform.startswith("linux") and not os.environ.get("MPLBACKEND")
+          and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise FormatError("no display to open a plot window on; save the figure with "
+                          "-o FILE (e.g. -o run.png)")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_dataset
+
+    with connect(args.url, create=False) as store:
+        ds = _read_run(store, args.run)
+        axes = plot_dataset(ds)
+    figure = axes[0].figure
+    if args.output:
+        figure.savefig(args.output)
+        plt.close(figure)
+        print(f"plotted run {ds.id} to {args.output}")
+    else:
+        plt.show()
     return 0
 
 
