@@ -191,13 +191,23 @@ class QCodesFile:
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_file():
             raise FileNotFoundError(f"no QCoDeS database at {str(self.path)!r}")
-        uri = self.path.as_uri() + "?mode=ro"
-        self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.conn = sqlite3.connect(self._uri(), uri=True, check_same_thread=False)
         try:
             self.version = self._check()
         except BaseException:
             self.conn.close()
             raise
+
+    def _uri(self) -> str:
+        """A read-only URI.  QCoDeS files are in WAL mode, where even a read-only
+        reader makes a ``-shm`` file beside the database; when no ``-wal`` file holds
+        unmerged writes (no QCoDeS process has it open, none crashed), the file is
+        read as ``immutable``, which touches nothing at all.  Otherwise SQLite must
+        read the WAL, through a ``-shm`` file (the database file itself is never
+        written either way)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        quiet = not wal.exists() or wal.stat().st_size == 0
+        return self.path.as_uri() + ("?mode=ro&immutable=1" if quiet else "?mode=ro")
 
     def __enter__(self) -> QCodesFile:
         return self
