@@ -55,6 +55,9 @@ from .store.writers import StoredLengthConflict
 #: many flush delays, the writer writes its buffer itself.
 WRITER_FLUSH_AFTER = 2.0
 
+#: Most rows one flush transaction writes (more go in further transactions).
+FLUSH_BATCH_ROWS = 50_000
+
 #: Seconds written rows stay in memory where commits are asynchronous (PostgreSQL
 #: flushes its WAL at least every 3 x wal_writer_delay = 0.6 s by default).
 RETAIN_FLUSHED_S = 2.0
@@ -198,17 +201,27 @@ class WriteBuffer:
             self._write(rows, self.length, relock=False)
 
     def _write(self, rows: list[list[Any]], new_length: int, relock: bool) -> None:
+        """Write ``rows`` (indices up to ``new_length - 1``) in transactions of at most
+        FLUSH_BATCH_ROWS rows: a long backlog (after an outage) neither holds the write
+        lock for long nor needs room for all of it at once to make progress."""
         layout = self.layout
+        written = 0
         try:
-            self._insert(rows, new_length)
+            for lo in range(0, len(rows), FLUSH_BATCH_ROWS):
+                batch = rows[lo:lo + FLUSH_BATCH_ROWS]
+                self._insert(batch, batch[-1][0] + 1)
+                written = lo + len(batch)
         except Exception as exc:
+            kept = rows[written:]
+            if written and self.recent is not None:
+                self.recent.add(rows[:written], layout.names, layout.codecs)
             # Keep the rows, in order, ahead of anything added meanwhile.
             if relock:
                 with self.lock:
-                    self._pending[:0] = rows
+                    self._pending[:0] = kept
             else:
-                self._pending[:0] = rows
-            error = self._failed(exc, len(rows))
+                self._pending[:0] = kept
+            error = self._failed(exc, len(kept))
             if error is exc:
                 self.handle.retry_later(self, error)
                 raise

@@ -579,16 +579,6 @@ def _blocked_by(conn: sa.Connection, holder: int) -> set[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug (PostgreSQL): RunStorage.resume reads runs.length with a plain SELECT, "
-    "then takes the lease with an UPDATE ... WHERE writer_token IS NOT DISTINCT FROM "
-    "<old token>; under READ COMMITTED that UPDATE waits for the old writer's in-flight "
-    "flush, re-checks its WHERE (token unchanged) and succeeds, so resume_dataset returns "
-    "a DataSet numbering from the length before that flush. Its first flush then fails "
-    "for good with StoredLengthConflict ('a crashed server loses its last asynchronous "
-    "commits'), and nothing it accepts is written. load_rescue goes through the same "
-    "resume. Fix: read the length after the UPDATE in the same transaction (or "
-    "UPDATE ... RETURNING length, or SELECT ... FOR UPDATE first)"))
 def test_resume_racing_the_old_writers_flush_continues_at_the_stored_length(
         store_url, tmp_path):
     """The takeover of a run whose old writer (A, another host's lease expired) is in

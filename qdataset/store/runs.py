@@ -339,7 +339,11 @@ class RunStorage:
                     f"run {run_id!r} was resumed by another process at the same moment; "
                     "read it with store.read_dataset(id)"
                 )
-            length = state.length
+            # Read the length again: on PostgreSQL the update may have waited for the
+            # old writer's last flush, which committed rows after the read above; the
+            # run's row is ours now, so nothing changes it any more.
+            length = int(conn.execute(
+                sa.select(runs.c.length).where(runs.c.pk == run.pk)).scalar_one())
         return RunRow(run.pk, run.run_id, run.name, run.created_at, None, length, run.table,
                       run.columns, token, number=run.number, experiment=run.experiment,
                       sample=run.sample)
