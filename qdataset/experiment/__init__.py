@@ -9,6 +9,10 @@
 qiskit, qiskit-aer and matplotlib (the ``experiment`` extra) are never
 imported by this package: jobs and results are read by duck typing, and
 matplotlib figures are saved through their own ``savefig``.
+
+``ExperimentService`` is the service qiskit-experiments saves its own
+``ExperimentData`` through (``exp_data.service = ExperimentService(url)``);
+it imports qiskit-experiments only when it is called.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from .errors import (
 from .experiment_data import ExperimentData
 from .figures import FigureData
 from .results import AnalysisResult
+from .service import ExperimentService
 from .status import AnalysisStatus, ExperimentStatus, JobStatus
+from .stored_jobs import StoredJob, StoreProvider
 
 __all__ = [
     "AnalysisResult",
@@ -35,10 +41,13 @@ __all__ = [
     "ExperimentDataError",
     "ExperimentEntryNotFound",
     "ExperimentNotFoundError",
+    "ExperimentService",
     "ExperimentStatus",
     "FigureData",
     "InvalidAnalysisResultError",
     "InvalidIndexError",
     "JobStatus",
+    "StoreProvider",
+    "StoredJob",
     "UnsupportedResultError",
 ]
