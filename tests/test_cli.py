@@ -52,8 +52,10 @@ def test_demo_and_runs(tmp_path):
     listed = _run("runs", "--url", url, tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr
     header, line = listed.stdout.splitlines()
-    assert header.split() == ["ID", "ROWS", "STATE", "CREATED", "(UTC)"]
-    assert line.split()[:3] == [run_id, "25", "completed"]
+    assert header.split() == ["#", "ID", "NAME", "EXPERIMENT", "SAMPLE", "ROWS", "STATE",
+                              "CREATED", "(UTC)"]
+    assert line.split()[:2] == ["1", run_id]
+    assert line.split()[3:7] == ["-", "-", "25", "completed"]  # no experiment, no sample
     assert _run("runs", "--url", url, "--name", "other", tmp_path=tmp_path).stdout == ""
 
 
@@ -62,7 +64,7 @@ def test_demo_on_the_default_store(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "env.db").exists()
     listed = _run("runs", tmp_path=tmp_path)
-    assert listed.stdout.splitlines()[1].split()[1:3] == ["4", "completed"]
+    assert listed.stdout.splitlines()[1].split()[5:7] == ["4", "completed"]
 
 
 def test_demo_rejects_bad_points(tmp_path):
@@ -151,13 +153,13 @@ def test_runs_shows_failed_runs_with_state_filter_and_json(tmp_path):
     listed = _run("runs", "--url", url, tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[0].split()[:3] == ["ID", "ROWS", "STATE"]
-    states = {line.split()[0]: line.split()[2] for line in lines[1:]}
+    assert lines[0].split()[:2] == ["#", "ID"] and lines[0].split()[5:7] == ["ROWS", "STATE"]
+    states = {line.split()[1]: line.split()[6] for line in lines[1:]}
     assert states == {good.id: "completed", bad.id: "failed", running.id: "running"}
-    assert len({line.index(line.split()[2]) for line in lines}) == 1  # columns line up
+    assert len({line.index(line.split()[6]) for line in lines}) == 1  # columns line up
 
     failed = _run("runs", "--url", url, "--state", "failed", tmp_path=tmp_path)
-    assert [line.split()[0] for line in failed.stdout.splitlines()[1:]] == [bad.id]
+    assert [line.split()[1] for line in failed.stdout.splitlines()[1:]] == [bad.id]
 
     as_json = _run("runs", "--url", url, "--json", tmp_path=tmp_path)
     assert as_json.returncode == 0, as_json.stderr
