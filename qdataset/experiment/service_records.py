@@ -137,7 +137,9 @@ def result_row(data: Any, encoder: type[json.JSONEncoder] | None,
             f"an analysis result needs a non-empty string result_id, got {result_id!r}")
     if not getattr(data, "experiment_id", None):
         raise InvalidArgumentError(f"analysis result {result_id} names no experiment_id")
-    created = getattr(data, "creation_datetime", None) or now()
+    # Without a creation time the first save's (created_at) stands for it.
+    given = getattr(data, "creation_datetime", None)
+    created = given or now()
     result_data = getattr(data, "result_data", None)
     tags = getattr(data, "tags", None)
     chisq = getattr(data, "chisq", None)
@@ -153,7 +155,7 @@ def result_row(data: Any, encoder: type[json.JSONEncoder] | None,
         "tags": None if tags is None else dumps(list(tags), encoder),
         "backend_name": getattr(data, "backend_name", None) or backend,
         "chisq": None if chisq is None else json.dumps(float(chisq)),
-        "creation_datetime": iso(created),
+        "creation_datetime": iso(given),
         "updated_datetime": iso(now()),
         "created_at": created.timestamp(),
     }
@@ -175,7 +177,8 @@ def analysis_result_data(row: dict[str, Any], decoder: type[json.JSONDecoder] | 
         verified=bool(row["verified"]),
         tags=loads(row["tags"], decoder, default=[]),
         backend_name=row["backend_name"],
-        creation_datetime=from_iso(row["creation_datetime"]),
+        creation_datetime=(from_iso(row["creation_datetime"])
+                           or datetime.fromtimestamp(row["created_at"], UTC)),
         updated_datetime=from_iso(row["updated_datetime"]),
         chisq=None if row["chisq"] is None else json.loads(row["chisq"]),
     )
