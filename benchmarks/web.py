@@ -5,7 +5,9 @@ Prints, against the issue's goals:
 1. the time from a writer's flush to the new row count shown in the page
    (median and p95 over ``--samples`` flushes, default flush interval);
 2. the time until the page of a 1M-row, 4-parameter run shows its plots
-   (cold: the server reads the run for its first viewer).
+   (cold: the server reads the run for its first viewer);
+3. a row-by-row writer's rows/s (in its own process) with 0 and with 10 pages
+   open on its run (goal: at most 10% slower).
 
 Needs the 'web' extra, the playwright package and Chromium (/usr/bin/chromium).
 """
@@ -89,11 +91,61 @@ def big_page(page, base: str, store: qdataset.Store, rows: int) -> float:
     return time.perf_counter() - start
 
 
+WRITER = """
+import sys, time
+import numpy as np
+import qdataset
+from qdataset import DataSet, ParamSpec
+
+store = qdataset.connect(sys.argv[1])
+x = ParamSpec("x", np.float64, role="setpoint", unit="V", label="gate")
+ds = DataSet("rate", [x, ParamSpec("y", np.float64, depends_on=["x"])], store=store)
+ds.add_result(x=0.0, y=0.0)
+ds.flush()
+print(ds.id, flush=True)
+sys.stdin.readline()                      # go: the pages are open
+seconds = float(sys.argv[2])
+n, start = 1, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    ds.add_result(x=float(n), y=float(n) ** 0.5)
+    n += 1
+rate = (n - 1) / (time.perf_counter() - start)
+ds.mark_completed()
+store.close()
+print(f"{rate:.1f}", flush=True)
+"""
+
+
+def writer_rate(browser, base: str, url: str, pages: int, seconds: float) -> float:
+    """Rows/s of a row-by-row writer process while ``pages`` pages show its run."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, url, str(seconds)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    run_id = writer.stdout.readline().strip()
+    opened = []
+    for _ in range(pages):
+        page = browser.new_page()
+        page.goto(base + f"run?id={run_id}")
+        page.wait_for_function(f"() => ({FIND_JS})('qd-rows') === '1'", timeout=60_000)
+        opened.append(page)
+    writer.stdin.write("go\n")
+    writer.stdin.flush()
+    rate = float(writer.stdout.readline())
+    writer.wait(timeout=60)
+    for page in opened:
+        page.close()
+    return rate
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__)
     parser.add_argument("--samples", type=int, default=40, help="flushes timed (default 40)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="big run's rows")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--pages", type=int, default=10, help="pages open on the writer's run")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="seconds each writer-rate measurement writes (default 5)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="writer-rate measurements per setting, alternating (median)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -107,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                 page = browser.new_page()
                 delays = flush_to_page(page, base, store, args.samples)
                 load = big_page(browser.new_page(), base, store, args.rows)
+                alone, watched = [], []
+                for _ in range(args.repeats):  # alternate, so drifting load hits both alike
+                    alone.append(writer_rate(browser, base, url, 0, args.seconds))
+                    watched.append(writer_rate(browser, base, url, args.pages, args.seconds))
                 browser.close()
         finally:
             server.terminate()
@@ -118,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(delays)} flushes; goal: median <= 300 ms)")
     print(f"page of a {args.rows:,}-row, 4-parameter run shows its plots: {load:.2f} s "
           "(cold; goal <= 2 s)")
+    rate0, rate_n = statistics.median(alone), statistics.median(watched)
+    print(f"row-by-row writer: {rate0:,.0f} rows/s with no page open, {rate_n:,.0f} rows/s "
+          f"with {args.pages} pages on its run = {rate_n / rate0:.2f}x (goal: >= 0.90x; "
+          f"median of {args.repeats}, {args.seconds:g} s each)")
     return 0
 
 

@@ -243,3 +243,21 @@ def test_live_plot_example_fails_loudly_without_a_display(tmp_path):
     assert done.returncode == 2
     assert "no display" in done.stderr and "--save" in done.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_decimated_picture_is_computed_once_for_all_pages():
+    from qdataset.web.columns import Columns
+
+    columns = Columns([ParamSpec("x", np.float64)])
+    columns.extend([np.arange(10.0)])
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    assert columns.memo("k", 10, compute) == 1
+    assert columns.memo("k", 10, compute) == 1  # a second page: no new computation
+    columns.extend([np.arange(5.0)])
+    assert columns.memo("k", 15, compute) == 2  # more rows: computed again
+    assert len(calls) == 2

@@ -194,8 +194,10 @@ class LeaseKeeper:
                     self._release(orphans)
                 if live:
                     held = self._renew(live, time.time() + self.timeout)
+                    with self._cond:  # a run completed meanwhile dropped its lease
+                        current = set(self._owners)
                     for lease in live:
-                        if lease.token not in held:
+                        if lease.token not in held and lease.token in current:
                             lease.lost = _lost_error(lease)
                             let_go(lease.token)
                             log.error("qdataset: %s", lease.lost)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,20 @@ class Columns:
         self._arrays: dict[str, np.ndarray] = {
             s.name: np.empty((0, *_held_shape(s)), dtype=_held_dtype(s)) for s in specs}
         self._length = 0
+        self._memo: dict[Any, tuple[int, Any]] = {}
+
+    def memo(self, key: Any, length: int, compute: Callable[[], Any]) -> Any:
+        """``compute()`` of the first ``length`` rows, computed once for every page
+        showing the run (e.g. a decimated picture): ten viewers cost one computation.
+        One value is kept per key (the latest length asked for)."""
+        with self._lock:
+            hit = self._memo.get(key)
+        if hit is not None and hit[0] == length:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            self._memo[key] = (length, value)
+        return value
 
     @property
     def length(self) -> int:

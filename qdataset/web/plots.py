@@ -152,8 +152,10 @@ class LinePlot(LivePlot):
             return
         if not self.due(final) or length == self.sent:
             return
-        xs, ys = minmax_columns(self.setpoint(columns, self.plan.x, 0, length),
-                                self.values(columns, 0, length))
+        key = ("minmax", self.plan.x and self.plan.x.name, self.plan.y.name,
+               self.complex_view if self.plan.part is not None else None)
+        xs, ys = columns.memo(key, length, lambda: minmax_columns(
+            self.setpoint(columns, self.plan.x, 0, length), self.values(columns, 0, length)))
         self.source.data = {"x": xs, "y": ys}
         self.dots.visible = False
         self.decimated = True
