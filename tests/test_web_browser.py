@@ -253,6 +253,9 @@ def test_heatmap_decimation_filters_and_read_only(tmp_path, page):
         assert {"Gate 1 (V)", "Gate 2 (V)"} <= set(models["axes"])
         assert models["colorbars"] == ["conductance (S)"]
         page.screenshot(path=str(tmp_path / "run-page.png"), full_page=True)
+        if os.environ.get("QDATASET_SCREENSHOT_DIR"):  # how docs/run-page.png is made
+            page.screenshot(path=os.path.join(os.environ["QDATASET_SCREENSHOT_DIR"],
+                                              "run-page.png"), full_page=True)
 
         page.goto(base)
         rows = page.locator("tr.qd-run")
