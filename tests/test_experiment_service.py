@@ -411,3 +411,16 @@ def test_importing_the_service_does_not_import_qiskit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_save_refuses_an_experiment_attached_to_another_service(service, sqlite_url):
+    from qiskit_experiments.framework import ExperimentData
+
+    data = ExperimentData(experiment_type="T1")
+    data.service = ExperimentService(sqlite_url)
+    with pytest.raises(qdataset.InvalidArgumentError, match="another service"):
+        service.save(data)
+    fresh = ExperimentData(experiment_type="T1")
+    assert service.save(fresh) == []  # no jobs: nothing kept, the record is saved
+    assert fresh.service is service
+    assert service.experiment(fresh.experiment_id).experiment_type == "T1"

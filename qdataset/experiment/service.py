@@ -353,9 +353,7 @@ class ExperimentService:
 
     def experiment_has_file(self, experiment_id: str, file_name: str) -> bool:
         """Whether the experiment has a file of that name (".json" added as for uploads)."""
-        name = records.file_name(file_name)
-        return any(stored == name for stored, _size, _at
-                   in self._storage.blob_list("file", experiment_id))
+        return self._storage.has_blob("file", experiment_id, records.file_name(file_name))
 
     # -- beyond the service interface: raw job results ------------------------------------
     def save(self, exp_data: Any, **save_options: Any) -> list[str]:

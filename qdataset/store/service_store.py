@@ -185,6 +185,12 @@ class ServiceStorage:
                 table.c.experiment_id == experiment_id, table.c.name == name)).scalar()
         return None if data is None else bytes(data)
 
+    def has_blob(self, kind: str, experiment_id: str, name: str) -> bool:
+        table = _BLOBS[kind]
+        with self._reading() as conn:
+            return conn.execute(sa.select(table.c.pk).where(
+                table.c.experiment_id == experiment_id, table.c.name == name)).first() is not None
+
     def blob_list(self, kind: str, experiment_id: str) -> list[tuple[str, int, float]]:
         """(name, size in bytes, last modified) of an experiment's blobs, in saved order."""
         table = _BLOBS[kind]
