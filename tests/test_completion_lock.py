@@ -163,10 +163,10 @@ def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
     with qdataset.connect(url) as store:
         assert [r.id for r in store.runs(completed=False)] == [run_id]
         assert store.runs(completed=True) == []
-        ds = store.read_dataset(run_id)
+        ds = store.resume_dataset(run_id)  # its writer's pid is dead: free at once
         assert not ds.is_marked_complete
         assert ds.get_data("x")[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
-        ds.add_result(x=5.0)  # a later process may even continue it
+        ds.add_result(x=5.0)  # a later process may continue it
         ds.mark_completed()
         assert ds.is_marked_complete
         table, pk = _where(store, run_id)

@@ -27,7 +27,7 @@ WRITER = textwrap.dedent("""
     import sys, time, numpy as np, qdataset
     url, run_id, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     store = qdataset.connect(url, flush_interval=0.1)
-    ds = store.read_dataset(run_id)
+    ds = store.resume_dataset(run_id)  # created by the test, whose store let it go
     n, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
         if n % 500 == 250:  # now and then a bulk block, as a fast sweep would write
@@ -111,8 +111,9 @@ def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:
 @pytest.mark.slow
 def test_writers_subscribers_and_claimers_together(store, store_url):
     seconds = float(os.environ.get("QDATASET_LOAD_SECONDS", SECONDS[store.dialect]))
-    run_ids = [DataSet(f"load {k}", [ParamSpec("x", np.float64)], store=store).id
-               for k in range(4)]
+    with qdataset.connect(store_url) as setup:  # closing it hands the runs over
+        run_ids = [DataSet(f"load {k}", [ParamSpec("x", np.float64)], store=setup).id
+                   for k in range(4)]
     from qdataset.jobs import JobQueue
 
     queue = JobQueue(store)

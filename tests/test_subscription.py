@@ -371,7 +371,7 @@ import sys, time
 import numpy as np
 import qdataset
 store = qdataset.connect(sys.argv[1], flush_interval=0.05)
-ds = store.read_dataset(sys.argv[2])
+ds = store.resume_dataset(sys.argv[2])  # the test's setup store let it go
 sys.stdin.readline()  # wait until the subscriber is ready
 for i in range(int(sys.argv[3])):
     ds.add_result(x=float(i))
