@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("qdataset.web")
 
 #: Milliseconds between two updates of one run (the subscription's min_wait).
-UPDATE_MS = 100
+UPDATE_MS = 200
 #: Seconds between re-reads of a running run's metadata (it changes without rows).
 METADATA_S = 2.0
 #: Seconds between two looks at the run list while someone watches it.

@@ -22,7 +22,7 @@ from .grid import GridImage, binned_image, grid_image
 from .plan import COMPLEX_VIEWS, PlotPlan, axis_title
 
 #: Seconds between two full re-sends of a decimated plot or an image.
-RESEND_S = 0.3
+RESEND_S = 1.0
 #: An image larger than this many cells is re-sent at most once a second.
 LARGE_IMAGE = 200_000
 
