@@ -46,3 +46,26 @@ def failing_writes(store, count: int = 1,
         yield faults
     finally:
         sa.event.remove(store.engine, "begin", on_begin)
+
+
+@contextmanager
+def failing_write_number(store, number: int,
+                         message: str = "disk full (simulated)") -> Iterator[list[int]]:
+    """Make the ``number``-th write transaction from now on fail (the ones before it
+    succeed); yields the list counting write transactions begun."""
+    begun: list[int] = []
+    error_type = store.engine.dialect.dbapi.OperationalError
+
+    def on_begin(connection: sa.Connection) -> None:
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT" or options.get("qdataset_lease"):
+            return
+        begun.append(1)
+        if len(begun) == number:
+            raise error_type(message)
+
+    sa.event.listen(store.engine, "begin", on_begin)
+    try:
+        yield begun
+    finally:
+        sa.event.remove(store.engine, "begin", on_begin)

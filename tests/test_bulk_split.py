@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from faults import failing_write_number
 
 import qdataset
 from qdataset import DataSet, FlushError, ParamSpec
@@ -40,23 +41,10 @@ def test_bulk_write_commits_in_slices_and_stores_everything(store, small_transac
 
 def test_bulk_write_failing_part_way_says_what_was_stored(store, small_transactions):
     ds = DataSet("bulk", SPECS, store=store)
-    begun = []
-
-    def fail_third(conn):
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT" or \
-                conn.get_execution_options().get("qdataset_lease"):
-            return
-        begun.append(1)
-        if len(begun) == 3:
-            raise store.engine.dialect.dbapi.OperationalError("disk full (simulated)")
-
-    sa.event.listen(store.engine, "begin", fail_third)
-    try:
-        with pytest.raises(FlushError, match=r"first 20 of these 35 results were stored "
-                                             r"\(indices 0\.\.19\), the other 15 were not"):
-            ds.add_results({"x": np.arange(35.0), "y": np.zeros(35)})
-    finally:
-        sa.event.remove(store.engine, "begin", fail_third)
+    with failing_write_number(store, 3), \
+            pytest.raises(FlushError, match=r"first 20 of these 35 results were stored "
+                                            r"\(indices 0\.\.19\), the other 15 were not"):
+        ds.add_results({"x": np.arange(35.0), "y": np.zeros(35)})
     assert ds.length == 20
     assert ds.add_results({"x": np.arange(20.0, 35.0), "y": np.zeros(15)}) == 20
     np.testing.assert_array_equal(ds.get_data("x")[0], np.arange(35.0))

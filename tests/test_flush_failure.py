@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from faults import failing_writes
+from faults import failing_write_number, failing_writes
 
 from qdataset import DataSet, FlushError, ParamSpec, StoreError
 
@@ -133,8 +133,6 @@ def test_background_flush_failing_several_times_logs_twice_and_stores_the_rows(
 
 def test_a_backlog_is_written_in_batches_and_a_failed_batch_keeps_only_the_rest(
         store_url, monkeypatch):
-    import sqlalchemy as sa
-
     import qdataset
     import qdataset.writebuffer
 
@@ -143,22 +141,9 @@ def test_a_backlog_is_written_in_batches_and_a_failed_batch_keeps_only_the_rest(
         ds = DataSet("backlog", [ParamSpec("x", np.float64)], store=store)
         for i in range(7):
             ds.add_result(x=float(i))
-        begun = []
-
-        def fail_second(conn):
-            options = conn.get_execution_options()
-            if options.get("isolation_level") == "AUTOCOMMIT" or options.get("qdataset_lease"):
-                return
-            begun.append(1)
-            if len(begun) == 2:
-                raise store.engine.dialect.dbapi.OperationalError("disk full (simulated)")
-
-        sa.event.listen(store.engine, "begin", fail_second)
-        try:
-            with pytest.raises(FlushError, match="could not write 4 results"):
-                ds.flush()
-        finally:
-            sa.event.remove(store.engine, "begin", fail_second)
+        with failing_write_number(store, 2), \
+                pytest.raises(FlushError, match="could not write 4 results"):
+            ds.flush()
         view = store.read_dataset(ds.id)
         assert view.get_data("x")[0].tolist() == [0.0, 1.0, 2.0]  # the first batch is in
         assert ds.unwritten_results()["x"].tolist() == [3.0, 4.0, 5.0, 6.0]

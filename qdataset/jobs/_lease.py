@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from ..store.writers import new_token, pid_alive, this_host
 from .errors import JobConfigError, LeaseLostError
+
+__all__ = ["new_token", "pid_alive", "this_host"]  # shared with the writer leases
 
 LOG = logging.getLogger("qdataset.jobs")
 
@@ -30,26 +31,6 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 #: A worker renews its lease this many times per lease timeout.
 RENEWALS_PER_LEASE = 3
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def new_token() -> str:
-    """A random claim token (32 hex digits)."""
-    return os.urandom(16).hex()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 def lease_timeout_of(explicit: float | None, store: Any = None) -> float:
