@@ -247,6 +247,29 @@ def store_url(request, tmp_path):
         _pg_release(schema)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bare_engine(request, tmp_path):
+    """An engine on an empty database per backend (an SQLite file, or a private
+    PostgreSQL schema), for tests of migrations and raw schemas."""
+    from qdataset.store.engine import create_engine
+
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        yield engine
+        engine.dispose()
+        return
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    schema, url = postgres_schema_url()
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        drop_postgres_schema(schema)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     """URL of a fresh SQLite store, for tests about the SQLite file itself."""

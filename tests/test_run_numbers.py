@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
 
 import qdataset
 from qdataset import (
@@ -21,7 +20,6 @@ from qdataset import (
     RunNotFoundError,
     ValueTypeError,
 )
-from qdataset.store.engine import create_engine
 from qdataset.store.migrate import _upgrade, head_revision
 
 X = ParamSpec("x", np.float64)
@@ -231,25 +229,6 @@ def test_copies_keep_groups_and_their_number_where_free(store, tmp_path):
 
 
 # -- revision 0008 ------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def bare_engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema, url = postgres_schema_url()
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_postgres_schema(schema)
 
 
 def _columns(engine) -> set[str]:

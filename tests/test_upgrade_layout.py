@@ -337,24 +337,10 @@ def _expected_storage(spec: dict) -> str:
 # -- engines --------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
+@pytest.fixture
+def engine(bare_engine):
     """An empty engine per backend (SQLite file or a private PostgreSQL schema)."""
-    if request.param == "sqlite":
-        eng = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield eng
-        eng.dispose()
-        return
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    schema, url = postgres_schema_url()
-    eng = create_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        drop_postgres_schema(schema)
+    return bare_engine
 
 
 @pytest.fixture
