@@ -815,3 +815,24 @@ def test_moved_tables_are_the_tables_qdataset_makes(layout1, tmp_path):
         again.add_result(k=5)
         again.mark_completed()
         assert again.get_data("k")[0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bare_engine", ["postgresql"], indirect=True)
+def test_processes_opening_an_old_server_store_at_once_all_succeed(bare_engine):
+    """After a pip upgrade every process of a lab opens the shared store at about the
+    same moment: one upgrades it (under an advisory lock), the others wait and go on."""
+    import subprocess
+    import sys
+
+    _upgrade(bare_engine, "0006")
+    url = bare_engine.url.render_as_string(hide_password=False)
+    code = ("import sys, time, qdataset\n"
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+            "qdataset.connect(sys.argv[1]).close()\n")
+    start = str(time.time() + 3.0)  # every process starts its connect() at once
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, start],
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert revision_of(bare_engine) == head_revision()

@@ -15,7 +15,8 @@ of the storage package writes portable SQL and calls these methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -132,6 +133,13 @@ class Dialect:
     def lock_statements(self, table: str) -> list[str]:
         """DDL making ``table`` reject every change to rows of completed runs."""
         raise NotImplementedError
+
+    @contextmanager
+    def upgrade_lock(self, engine: sa.Engine) -> Iterator[None]:
+        """Serialise schema upgrades between processes that open an old store at
+        once (SQLite: nothing to do here; its write lock orders them and the
+        upgrade re-checks the revision)."""
+        yield
 
     def lock_layouts(self, conn: sa.Connection) -> None:
         """Serialise layout changes (new tables, columns) between writers, for the

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from ..errors import ReadOnlyError, SchemaVersionError, StoreError
 from .boundary import translate
+from .dialect import Dialect
 
 _upgrade_lock = threading.Lock()
 
@@ -103,7 +104,10 @@ def ensure_schema(engine: sa.Engine, create: bool = True) -> str:
                 "(pip install -U qdataset) to open it"
             )
         try:
-            _upgrade(engine, "head")
+            with Dialect.of(engine).upgrade_lock(engine):
+                # Another process may have upgraded it while we waited for the lock.
+                if current_revision(engine) != head:
+                    _upgrade(engine, "head")
         except Exception as exc:
             translated = translate(exc, engine.url)
             if isinstance(translated, ReadOnlyError):

@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,8 @@ _KEY_BYTES = 16
 
 #: Key of the advisory lock that serialises layout changes (an arbitrary constant).
 _LAYOUT_LOCK = 0x71645F6C61796F75
+#: Key of the session advisory lock held while a process upgrades the schema.
+_UPGRADE_LOCK = 0x71645F7570677264
 
 
 class PostgresDialect(Dialect):
@@ -94,6 +97,15 @@ class PostgresDialect(Dialect):
             f"CREATE TRIGGER {self.quote(f'{table}_lock_truncate')} BEFORE TRUNCATE ON "
             f"{quoted} FOR EACH STATEMENT EXECUTE FUNCTION qdataset_reject_truncate()")
         return statements
+
+    @contextmanager
+    def upgrade_lock(self, engine: sa.Engine) -> Iterator[None]:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_UPGRADE_LOCK})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_UPGRADE_LOCK})")
 
     def lock_layouts(self, conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LAYOUT_LOCK})")
