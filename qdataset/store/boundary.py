@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ..errors import (
     CompletedError,
+    FlushError,
     QDatasetError,
     ReadOnlyError,
     StorageLimitError,
@@ -157,15 +158,19 @@ def _is_dbapi_operational(orig: BaseException | None) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying what raised ``exc`` may work (the database was locked, full
-    or unreachable), as opposed to a refusal that stays (a completed run, a lost
-    lease, a value too large)."""
+    """Whether retrying what raised ``exc`` may work: the database was locked, full
+    or unreachable (StoreUnavailableError), or something unforeseen that is not a
+    qdataset error at all (retrying costs little and keeps the rows moving).  A
+    refusal that stays — a completed run, a lost lease, a value too large, a
+    statement the database rejects — is not transient."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, StoreUnavailableError):
             return True
+        if isinstance(seen, QDatasetError) and not isinstance(seen, FlushError):
+            return False
         seen = seen.__cause__
-    return False
+    return not isinstance(exc, QDatasetError) or exc.__cause__ is not None
 
 
 @contextmanager
