@@ -26,8 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("--since", metavar="WHEN",
                       help="only runs created since WHEN: a date or time (2026-12-01, "
                            "2026-12-01T13:05, local time) or an age (30m, 12h, 7d, 2w)")
-    runs.add_argument("--state", choices=("running", "completed", "failed"),
-                      help="only runs in this state (failed: the measurement raised)")
+    runs.add_argument("--state", choices=("running", "interrupted", "completed", "failed"),
+                      help="only runs in this state (interrupted: not completed and its "
+                           "writer is gone, so store.resume_dataset(id) continues it; "
+                           "failed: the measurement raised)")
     runs.add_argument("--json", action="store_true",
                       help="one JSON object per run and line, for scripts")
     runs.set_defaults(func=_runs)

@@ -171,7 +171,7 @@ def test_interrupted_run_is_incomplete_and_can_be_resumed(store, qcodes_db):
     import_qcodes(qcodes_db, store=store)
     guid = BY_NAME["overnight_sweep"]["guid"]
     info = next(r for r in store.runs() if r.id == guid)
-    assert (info.completed, info.state, info.length) == (False, "running", 13)
+    assert (info.completed, info.state, info.length) == (False, "interrupted", 13)  # resumable
     assert [r.id for r in store.runs(completed=False)] == [guid]
     ds = store.resume_dataset(guid)  # nobody writes it: no WriterActiveError
     ds.add_result(field=0.6, resistance=1018.0)
@@ -277,7 +277,7 @@ def test_cli_import_and_runs_filters(qcodes_db, tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["number"], r["experiment"], r["sample"]) for r in rows] == \
         [(5, "cooldown-3", "S1"), (2, "cooldown-3", "S1"), (1, "cooldown-3", "S1")]
-    assert rows[0]["id"] == GUIDS[4] and rows[0]["state"] == "running"
+    assert rows[0]["id"] == GUIDS[4] and rows[0]["state"] == "interrupted"
     assert main(["runs", "--url", url, "--sample", "S2"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:5] == ["#", "ID", "NAME", "EXPERIMENT", "SAMPLE"]

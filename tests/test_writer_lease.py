@@ -196,3 +196,24 @@ def test_rows_a_crashed_server_lost_are_written_again(store_url):
         ds.add_result(x=3.0)
         ds.flush()
         assert stored_x(store, ds.id) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_runs_whose_writer_is_gone_are_listed_as_interrupted(store_url, capsys):
+    from qdataset.cli import main
+
+    first = qdataset.connect(store_url)
+    left = DataSet("left", SPECS, store=first)
+    left.add_result(x=1.0)
+    first.close()  # its writer is gone: resumable
+    with qdataset.connect(store_url) as store:
+        live = DataSet("live", SPECS, store=store)
+        done = DataSet("done", SPECS, store=store)
+        done.mark_completed()
+        states = {run.name: run.state for run in store.runs()}
+        assert states == {"left": "interrupted", "live": "running", "done": "completed"}
+        assert main(["runs", "--url", store_url, "--state", "interrupted", "--json"]) == 0
+        listed = [line for line in capsys.readouterr().out.splitlines() if line]
+        assert len(listed) == 1 and left.id in listed[0]
+        store.resume_dataset(left.id).mark_completed()
+        assert {run.name: run.state for run in store.runs()}["left"] == "completed"
+        live.mark_completed()

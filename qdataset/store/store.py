@@ -65,7 +65,7 @@ DEFAULT_LEASE_TIMEOUT = 5.0
 ERROR_TAG = "error"
 
 #: The states :attr:`RunInfo.state` takes.
-RUN_STATES = ("running", "completed", "failed")
+RUN_STATES = ("running", "interrupted", "completed", "failed")
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ class RunInfo:
     completed: bool
     completed_at: datetime | None
     length: int
-    #: "running" (not completed yet; also a run whose writer died), "completed", or
-    #: "failed": the run carries metadata under "error" (see DataSet.__exit__),
-    #: completed or not.
+    #: "running" (being written), "interrupted" (not completed and its writer is gone:
+    #: ``store.resume_dataset(id)`` continues it), "completed", or "failed": the run
+    #: carries metadata under "error" (see DataSet.__exit__), completed or not.
     state: str = "running"
     #: The run's number in this store (``store.read_dataset(number)``).
     number: int | None = None
@@ -90,7 +90,14 @@ class RunInfo:
 
     @classmethod
     def from_row(cls, row: RunRow, failed: bool = False) -> RunInfo:
-        state = "failed" if failed else "running" if row.completed_at is None else "completed"
+        if failed:
+            state = "failed"
+        elif row.completed_at is not None:
+            state = "completed"
+        elif row.writer is not None and row.writer.gone_reason() is not None:
+            state = "interrupted"
+        else:
+            state = "running"
         return cls(row.run_id, row.name, _utc(row.created_at), row.completed_at is not None,
                    None if row.completed_at is None else _utc(row.completed_at), row.length,
                    state, row.number, row.experiment, row.sample)
