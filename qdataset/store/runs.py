@@ -15,31 +15,28 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from ..errors import (
     AmbiguousRunError,
-    CompletedError,
     InvalidArgumentError,
     RunExistsError,
     RunNotFoundError,
-    WriterActiveError,
 )
 from ..paramspec import ParamSpec
-from . import layouts
+from . import layouts, ownership
 from .boundary import translating
 from .codec import ColumnCodec, as_list, columns_of
 from .dialect import INDEX_COLUMN, RUN_COLUMN, Dialect
 from .reader import CHUNK_ROWS, read_arrays
 from .schema import run_metadata, run_params, runs
-from .writers import StoredLengthConflict, WriterInfo, hold, let_go, new_token, this_host
+from .writers import WriterInfo, hold, let_go, new_token, this_host
 
 #: Longest experiment or sample name, in characters (indexed on every engine).
 MAX_GROUP_LENGTH = 255
@@ -291,59 +288,16 @@ class RunStorage:
         time.  The writer completes with its lease; a view only once the writer is
         gone (WriterActiveError while it lives)."""
         with self.writing(run.run_id) as conn:
-            state = self._writer_state(conn, run)
-            if state.completed_at is not None:
-                return state.completed_at
-            if run.token is None or state.writer.token != run.token:
-                if run.token is not None:
-                    raise self._taken_over(run, state.writer)
-                reason = state.writer.gone_reason()
-                if reason is None:
-                    raise _writer_alive(run.run_id, state.writer, "completed")
-            # The tables' triggers reject changes to rows of runs completed in `runs`.
-            done = conn.execute(
-                runs.update()
-                .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
-                       runs.c.writer_token.is_not_distinct_from(state.writer.token))
-                .values(completed_at=completed_at, writer_token=None, writer_expires_at=None)
-            ).rowcount
-            if done != 1:  # another handle acted between our read and this update
-                raise WriterActiveError(
-                    f"run {run.run_id!r} changed hands while it was being completed; "
-                    "read its state again (store.read_dataset(id)) and retry"
-                )
-            self._announce(conn, run.pk)
-        return completed_at
+            done, changed = ownership.complete(conn, run, completed_at)
+            if changed:
+                self._announce(conn, run.pk)
+        return done
 
     def resume(self, run_id: str, token: str, expires_at: float) -> RunRow:
         """Become the writer of the incomplete run ``run_id`` whose writer is gone."""
         run = self.get_run(run_id)
         with self.writing(run_id) as conn:
-            state = self._writer_state(conn, run)
-            if state.completed_at is not None:
-                raise CompletedError(
-                    f"run {run_id!r} is completed, so it cannot be resumed; "
-                    "create a new DataSet for new data"
-                )
-            if state.writer.gone_reason() is None:
-                raise _writer_alive(run_id, state.writer, "resumed")
-            took = conn.execute(
-                runs.update()
-                .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
-                       runs.c.writer_token.is_not_distinct_from(state.writer.token))
-                .values(writer_host=this_host(), writer_pid=os.getpid(), writer_token=token,
-                        writer_started_at=time.time(), writer_expires_at=expires_at)
-            ).rowcount
-            if took != 1:
-                raise WriterActiveError(
-                    f"run {run_id!r} was resumed by another process at the same moment; "
-                    "read it with store.read_dataset(id)"
-                )
-            # Read the length again: on PostgreSQL the update may have waited for the
-            # old writer's last flush, which committed rows after the read above; the
-            # run's row is ours now, so nothing changes it any more.
-            length = int(conn.execute(
-                sa.select(runs.c.length).where(runs.c.pk == run.pk)).scalar_one())
+            length = ownership.take_over(conn, run, token, expires_at)
         return RunRow(run.pk, run.run_id, run.name, run.created_at, None, length, run.table,
                       run.columns, token, number=run.number, experiment=run.experiment,
                       sample=run.sample)
@@ -352,87 +306,22 @@ class RunStorage:
         """Extend the leases ``tokens``; returns those still held (the others were
         taken over, or their runs completed by someone else)."""
         with self._lease_transaction() as conn:
-            conn.execute(runs.update()
-                         .where(runs.c.writer_token.in_(list(tokens)),
-                                runs.c.completed_at.is_(None))
-                         .values(writer_expires_at=expires_at))
-            return set(conn.execute(
-                sa.select(runs.c.writer_token).where(runs.c.writer_token.in_(list(tokens)),
-                                                     runs.c.completed_at.is_(None))
-            ).scalars())
+            return ownership.renew(conn, tokens, expires_at)
 
     def release(self, tokens: Sequence[str]) -> None:
         """Give up the leases ``tokens``: their runs may be resumed at once."""
         with self._lease_transaction() as conn:
-            conn.execute(runs.update().where(runs.c.writer_token.in_(list(tokens)))
-                         .values(writer_token=None, writer_expires_at=time.time()))
+            ownership.release(conn, tokens)
 
     def view_refusal(self, run: RunRow) -> Exception:
         """Why a view of ``run`` may not write it: CompletedError or WriterActiveError."""
         with self.reading(run.run_id) as conn:
-            state = self._writer_state(conn, run)
-        if state.completed_at is not None:
-            return CompletedError(
-                f"run {run.run_id!r} is completed, so its results and parameters are "
-                "read-only; create a new DataSet for new data (metadata can still be added)"
-            )
-        return _view_write(run.run_id, state.writer)
+            return ownership.view_refusal(conn, run)
 
     def writer_of(self, run: RunRow) -> WriterInfo:
         """The writer run ``run`` records now."""
         with self.reading(run.run_id) as conn:
-            return self._writer_state(conn, run).writer
-
-    def _writer_state(self, conn: sa.Connection, run: RunRow) -> sa.Row:
-        row = conn.execute(
-            sa.select(runs.c.length, runs.c.completed_at, runs.c.writer_host,
-                      runs.c.writer_pid, runs.c.writer_token, runs.c.writer_started_at,
-                      runs.c.writer_expires_at).where(runs.c.pk == run.pk)
-        ).one()
-        return _WriterState(int(row.length), row.completed_at, WriterInfo(
-            row.writer_host, row.writer_pid, row.writer_token, row.writer_started_at,
-            row.writer_expires_at))
-
-    def _check_writer(self, conn: sa.Connection, run: RunRow) -> None:
-        """Refuse a change to ``run`` unless this handle holds its lease (in the
-        transaction that makes the change; on PostgreSQL it also locks the run's row
-        against a concurrent takeover)."""
-        held = conn.execute(
-            runs.update()
-            .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
-                   runs.c.writer_token == run.token)
-            .values(writer_token=runs.c.writer_token)
-        ).rowcount if run.token is not None else 0
-        if held != 1:
-            self._refuse(conn, run)
-
-    def _refuse(self, conn: sa.Connection, run: RunRow, new_length: int | None = None
-                ) -> None:
-        """Raise why ``run`` may not be written by this handle.  Returns only when
-        an append ending at ``new_length`` is already stored (a retried batch whose
-        commit went through although its acknowledgement was lost)."""
-        state = self._writer_state(conn, run)
-        if state.completed_at is not None:
-            raise CompletedError(
-                f"run {run.run_id!r} is completed, so its results and parameters are "
-                "read-only; create a new DataSet for new data"
-            )
-        if run.token is None:
-            raise _view_write(run.run_id, state.writer)
-        if state.writer.token != run.token:
-            raise self._taken_over(run, state.writer)
-        if new_length is not None and state.length == new_length:
-            return
-        raise StoredLengthConflict(run.run_id, state.length)
-
-    def _taken_over(self, run: RunRow, writer: WriterInfo) -> WriterActiveError:
-        now = (f"{writer.who} writes it now" if writer.token is not None
-               else "it was released")
-        return WriterActiveError(
-            f"this DataSet no longer holds the writer lease of run {run.run_id!r} ({now}): "
-            "nothing was written. Its unwritten results are kept: ds.unwritten_results() "
-            "returns them and store.close() saves them to a rescue file"
-        )
+            return ownership.writer_state(conn, run.pk).writer
 
     def _announce(self, conn: sa.Connection, pk: int) -> None:
         """Tell listeners on other connections (PostgreSQL NOTIFY) that run ``pk`` changed.
@@ -490,7 +379,7 @@ class RunStorage:
         """Add parameters (existing rows get NULL), optionally with values; their
         columns are added to the run's table where it lacks them."""
         with self.writing(run.run_id) as conn:
-            self._check_writer(conn, run)
+            ownership.check_writer(conn, run)
             existing = self.load_specs_in(conn, run.pk)
             self.dialect.check_run_layout([*existing, *specs], run.run_id)
             table_pk = conn.execute(
@@ -553,13 +442,13 @@ class RunStorage:
             async_commit=async_commit)
         if claimed:
             return True
-        self._refuse(conn, run, new_length)
+        ownership.refuse(conn, run, new_length)
         return False
 
     def update_rows(self, run: RunRow, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply ``(index, {name: db value})`` updates in one transaction."""
         with self.writing(run.run_id) as conn:
-            self._check_writer(conn, run)
+            ownership.check_writer(conn, run)
             cursor = conn.connection.cursor()
             for index, values in updates:
                 if not values:
@@ -650,34 +539,3 @@ def _run_row(row: sa.Row, columns: dict[str, str]) -> RunRow:
     return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
                   int(row.length), row.results_table, columns, writer=writer,
                   number=row.number, experiment=row.experiment, sample=row.sample)
-
-
-class _WriterState(NamedTuple):
-    length: int
-    completed_at: float | None
-    writer: WriterInfo
-
-
-def _writer_alive(run_id: str, writer: WriterInfo, verb: str) -> WriterActiveError:
-    return WriterActiveError(
-        f"run {run_id!r} cannot be {verb} here: {writer.who} is writing it. Wait until it "
-        f"completes the run; if that process hangs, stop it, then "
-        f"store.resume_dataset({run_id!r}) continues the run (from another host: once its "
-        "lease has not been renewed for lease_timeout seconds)"
-    )
-
-
-def _view_write(run_id: str, writer: WriterInfo) -> WriterActiveError:
-    reason = writer.gone_reason()
-    if reason is None:
-        return WriterActiveError(
-            f"run {run_id!r} is being written by {writer.who}; this DataSet is a read-only "
-            "view (store.read_dataset), so nothing was stored. Write through the DataSet that "
-            "created the run; if that process is gone, store.resume_dataset(id) continues it"
-        )
-    return WriterActiveError(
-        f"this DataSet is a read-only view of run {run_id!r} (store.read_dataset), so nothing "
-        f"was stored; {reason}: continue the run with store.resume_dataset({run_id!r})"
-    )
-
-
