@@ -68,6 +68,9 @@ class Dialect:
     max_columns: ClassVar[int]
     #: Longest identifier in bytes (None: no limit that matters).
     max_identifier_bytes: ClassVar[int | None] = None
+    #: Whether row appends commit without waiting for the disk (``claim_append``), so
+    #: a crashed server may lose the last fraction of a second of them.
+    async_commit_appends: ClassVar[bool] = False
 
     _engines: ClassVar[dict[str, type[Dialect]]] = {}
 
@@ -174,6 +177,11 @@ class Dialect:
     def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
         """Statement (and parameters) announcing a change of run ``run_pk``, if any."""
         return None
+
+    def upsert_insert(self, table: sa.Table) -> Any:
+        """An INSERT construct of ``table`` that takes ``on_conflict_do_update`` /
+        ``on_conflict_do_nothing`` (the same SQL on both engines)."""
+        raise NotImplementedError
 
     def upsert_metadata_sql(self, table: str) -> str:
         """Insert or replace one (run, tag) metadata row."""

@@ -107,7 +107,7 @@ class RunHandle:
     def async_commit(self) -> bool:
         """Whether row appends commit without waiting for the disk (PostgreSQL), so
         a crashed server may lose the last fraction of a second of them."""
-        return self._storage.dialect.name == "postgresql"
+        return self._storage.dialect.async_commit_appends
 
     def view_refusal(self) -> Exception:
         """The error a view's writing call raises (CompletedError or WriterActiveError)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 
 from ..errors import StorageLimitError
 from ..paramspec import ParamSpec
@@ -58,6 +59,10 @@ class PostgresDialect(Dialect):
                     "bytes": "BYTEA", "key": "BIGINT"}
     max_columns = 1600  # MaxHeapAttributeNumber
     max_identifier_bytes = 63  # NAMEDATALEN - 1
+    async_commit_appends = True  # row appends: synchronous_commit off (claim_append)
+
+    def upsert_insert(self, table: sa.Table) -> Any:
+        return postgresql_dialect.insert(table)
 
     def quote(self, identifier: str) -> str:
         # psycopg reads % as a placeholder marker even inside identifiers.

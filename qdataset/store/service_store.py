@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .dialect import Dialect
 from .service_schema import (
     qe_analysis_results,
     qe_experiments,
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 
-#: The engines' INSERT constructs with ON CONFLICT (the same SQL on both).
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
-
 def _upsert(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any],
             keys: Sequence[str], *, keep: Iterable[str] = (),
             fill: Iterable[str] = ()) -> None:
@@ -42,7 +38,7 @@ def _upsert(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any],
     ``keep``: columns an update leaves alone (first-save facts); ``fill``:
     columns an update sets only where the new value is not NULL.
     """
-    statement = _INSERTS[conn.dialect.name](table).values(**row)
+    statement = Dialect.of(conn.engine).upsert_insert(table).values(**row)
     skip = set(keys) | set(keep)
     fill = set(fill)
     changes = {

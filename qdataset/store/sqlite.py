@@ -16,6 +16,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
 from .changes import ChangeFeed
 from .dialect import INDEX_COLUMN, LOCK_MESSAGE, RUN_COLUMN, Dialect, rows_of
 
@@ -32,6 +35,9 @@ class SqliteDialect(Dialect):
                     "bytes": "BLOB", "key": "INTEGER"}
     max_columns = 2000  # SQLITE_MAX_COLUMN of standard builds
     table_options = " WITHOUT ROWID"
+
+    def upsert_insert(self, table: sa.Table) -> Any:
+        return sqlite_dialect.insert(table)
 
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
