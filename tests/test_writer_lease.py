@@ -217,3 +217,32 @@ def test_runs_whose_writer_is_gone_are_listed_as_interrupted(store_url, capsys):
         store.resume_dataset(left.id).mark_completed()
         assert {run.name: run.state for run in store.runs()}["left"] == "completed"
         live.mark_completed()
+
+
+def test_a_rescue_load_that_fails_part_way_adds_each_row_once_when_retried(tmp_path):
+    """More rescued rows than one read chunk: loading them is one transaction, so a
+    failure part-way adds nothing and loading again adds every row exactly once."""
+    from faults import failing_write_number
+
+    from qdataset.store.reader import CHUNK_ROWS
+
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    store = qdataset.connect(url, flush_interval=60)
+    ds = DataSet("many", SPECS, store=store)
+    set_writer(store, ds.id, writer_token="00")  # the lease is gone behind its back
+    count = CHUNK_ROWS + 5_000
+    for i in range(count):
+        ds.add_result(x=float(i))
+    with pytest.raises(FlushError, match="rescue file") as raised:
+        store.close()
+    path = re.search(r"rescue file '([^']+)'", str(raised.value)).group(1)
+    with qdataset.connect(url) as again:
+        set_writer(again, ds.id, writer_token=None)
+        try:  # writes: 1 takes the lease, 2 and on store rows; the third fails
+            with failing_write_number(again, 3):
+                again.load_rescue(path)
+        except qdataset.QDatasetError:
+            pass
+        again.load_rescue(path)
+        stored = again.read_dataset(ds.id).get_data("x")[0]
+    np.testing.assert_array_equal(stored, np.arange(count, dtype=float))

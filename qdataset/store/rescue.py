@@ -31,7 +31,6 @@ from ..paramspec import ParamSpec
 from .codec import number_kinds
 from .engine import create_engine
 from .migrate import ensure_schema
-from .reader import CHUNK_ROWS
 from .runs import RunStorage
 from .writers import new_token
 
@@ -91,7 +90,7 @@ def _write_file(path: Path, source_url: str, unwritten: Sequence[Unwritten]) -> 
             if rows:
                 storage.insert_rows(run, [s.name for s in item.specs], rows, len(rows),
                                     number_kinds(item.specs))
-            storage.set_metadata(run, RESCUE_TAG, _json({
+            storage.set_metadata(run, RESCUE_TAG, json.dumps({
                 "store": source_url, "run": item.run_id,
                 "first_index": item.rows[0][0] if item.rows else None,
                 "count": len(rows), "reason": item.reason, "rescued_at": time.time(),
@@ -159,15 +158,17 @@ def _load_run(source: RunStorage, target: RunStorage, run_id: str,
         specs = source.load_specs(rescued.pk, run_id)
         names = [s.name for s in specs]
         first = run.length
-        for lo in range(0, count, CHUNK_ROWS):
-            hi = min(lo + CHUNK_ROWS, count)
-            chunk = next(source.read_columns(rescued, names, lo, hi), None)
-            columns = chunk if chunk is not None else [[] for _ in names]
-            target.insert_columns(run, names, columns, first + lo, hi - lo,
-                                  number_kinds(specs))
+        # All of it in one transaction: a load that fails adds nothing, so loading
+        # the file again cannot add any row twice.  (Rescued rows were held in
+        # memory, so they fit in memory.)
+        columns: list[list[Any]] = [[] for _ in names]
+        for chunk in source.read_columns(rescued, names, 0, count):
+            for column, part in zip(columns, chunk, strict=True):
+                column.extend(part)
+        target.insert_columns(run, names, columns, first, count, number_kinds(specs))
         meta["loaded_at"] = time.time()
         meta["loaded_first_index"] = first
-        source.set_metadata(rescued, RESCUE_TAG, _json(meta))
+        source.set_metadata(rescued, RESCUE_TAG, json.dumps(meta))
     finally:
         target.release([run.token])
     expected = meta.get("first_index")
@@ -175,6 +176,3 @@ def _load_run(source: RunStorage, target: RunStorage, run_id: str,
             else f"after the run's {first} stored results (they were to start at {expected})")
     return Loaded(run_id, count, first, note)
 
-
-def _json(value: Any) -> str:
-    return json.dumps(value)
