@@ -28,7 +28,7 @@ from .errors import (
 )
 from .paramspec import ParamSpec, name_of
 from .store import RunHandle, Store, default_store
-from .store.codec import ColumnCodec, number_kinds
+from .store.codec import ColumnCodec, columns_of, number_kinds
 from .store.dialect import RESERVED_PREFIX
 from .store.store import ERROR_TAG
 from .subscription import Notifier, Subscription, in_callback
@@ -467,8 +467,8 @@ class DataSet:
         codecs = self._buffer.layout.codecs
         if item is None:
             return {c.spec.name: c.empty() for c in codecs}
-        return {c.spec.name: c.decode([row[i] for row in item.rows])
-                for i, c in enumerate(codecs, start=1)}
+        columns = columns_of(item.rows, len(codecs), skip=1)
+        return {c.spec.name: c.decode(column) for c, column in zip(codecs, columns, strict=True)}
 
     def add_metadata(self, tag: str, metadata: Any) -> None:
         """Store JSON-able ``metadata`` under ``tag``, replacing what was there."""

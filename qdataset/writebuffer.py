@@ -204,7 +204,6 @@ class WriteBuffer:
         """Write ``rows`` (indices up to ``new_length - 1``) in transactions of at most
         FLUSH_BATCH_ROWS rows: a long backlog (after an outage) neither holds the write
         lock for long nor needs room for all of it at once to make progress."""
-        layout = self.layout
         written = 0
         try:
             for lo in range(0, len(rows), FLUSH_BATCH_ROWS):
@@ -213,8 +212,6 @@ class WriteBuffer:
                 written = lo + len(batch)
         except Exception as exc:
             kept = rows[written:]
-            if written and self.recent is not None:
-                self.recent.add(rows[:written], layout.names, layout.codecs)
             # Keep the rows, in order, ahead of anything added meanwhile.
             if relock:
                 with self.lock:
@@ -222,14 +219,13 @@ class WriteBuffer:
             else:
                 self._pending[:0] = kept
             error = self._failed(exc, len(kept))
-            if error is exc:
-                self.handle.retry_later(self, error)
-                raise
-            error.__cause__ = exc  # before retry_later, which classifies by the cause
             self.handle.retry_later(self, error)
+            if error is exc:
+                raise
             raise error from exc
-        if self.recent is not None:
-            self.recent.add(rows, layout.names, layout.codecs)
+        finally:
+            if written and self.recent is not None:
+                self.recent.add(rows[:written], self.layout.names, self.layout.codecs)
 
     def _insert(self, rows: list[list[Any]], new_length: int) -> None:
         """Write ``rows``; where a crashed server lost retained rows, write those first."""
@@ -260,14 +256,18 @@ class WriteBuffer:
     def _failed(self, exc: Exception, count: int) -> QDatasetError:
         """The error a failed write of ``count`` rows raises; remembers a permanent one."""
         if is_transient(exc):
-            return FlushError(
+            error = FlushError(
                 f"could not write {count} results of run {self.handle.id!r} ({exc}); they "
                 "are kept in memory and retried in the background (ds.flush() retries now)"
             )
+            error.__cause__ = exc  # retry_later classifies by the cause
+            return error
         failure = exc if isinstance(exc, QDatasetError) else FlushError(
             f"could not write {count} results of run {self.handle.id!r} ({exc}); retrying "
             "cannot help: they are kept in memory (ds.unwritten_results()) and "
             "store.close() saves them to a rescue file")
+        if failure is not exc:
+            failure.__cause__ = exc
         # Plain assignments (atomic): the caller may or may not hold self.lock.
         self.failure = failure
         if isinstance(exc, CompletedError):

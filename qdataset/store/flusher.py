@@ -6,10 +6,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import StoreClosedError
 from .boundary import is_transient
+
+if TYPE_CHECKING:
+    from .rescue import Unwritten
 
 log = logging.getLogger("qdataset")
 
@@ -18,6 +21,9 @@ class Flushable(Protocol):
     def flush(self) -> None:
         """Write what is buffered; on failure keep it, call ``Flusher.retry_later``
         and raise."""
+
+    def unwritten(self, exc: Exception | None = None) -> Unwritten | None:
+        """What it still holds, for a rescue file (None: nothing)."""
 
 
 class Flusher:
@@ -120,12 +126,6 @@ class Flusher:
             else:
                 self._pending.pop(id(buffer), None)
                 self._stuck[id(buffer)] = buffer
-
-    def forget_failure(self, buffer: Flushable) -> None:
-        """``buffer`` wrote everything it kept (e.g. after a permanent failure, its
-        rows were taken back by the user)."""
-        with self._cond:
-            self._stuck.pop(id(buffer), None)
 
     def close(self) -> list[tuple[Flushable, Exception]]:
         """Stop the thread and flush what is still pending (and, once more, what

@@ -19,7 +19,7 @@ from ..paramspec import ParamSpec
 from .codec import ColumnCodec
 from .flusher import Flushable, Flusher
 from .runs import RunRow, RunStorage
-from .writers import Lease, LeaseKeeper, WriterInfo
+from .writers import Lease, LeaseKeeper
 
 
 class RunHandle:
@@ -45,7 +45,7 @@ class RunHandle:
         self._leases = leases
         self._lease: Lease | None = None
         if row.token is not None and leases is not None:
-            self._lease = Lease(row.pk, row.run_id, row.token)
+            self._lease = Lease(row.run_id, row.token)
             leases.add(self, self._lease)
 
     # -- identity (fixed at creation) ---------------------------------------------------
@@ -113,11 +113,6 @@ class RunHandle:
         """The error a view's writing call raises (CompletedError or WriterActiveError)."""
         self.check_open()
         return self._storage.view_refusal(self._row)
-
-    def writer(self) -> WriterInfo:
-        """The writer the run records now (for messages)."""
-        self.check_readable()
-        return self._storage.writer_of(self._row)
 
     def check_open(self) -> None:
         """Raise StoreClosedError if the store was closed."""
@@ -216,10 +211,6 @@ class RunHandle:
         """A flush of ``buffer`` failed and kept its rows: retry it with backoff if the
         failure is transient, else keep it for the store's close to rescue."""
         self._flusher.retry_later(buffer, exc)
-
-    def forget_failure(self, buffer: Flushable) -> None:
-        """``buffer`` has nothing left to write after an earlier failure."""
-        self._flusher.forget_failure(buffer)
 
     def cancel_flush(self, buffer: Flushable) -> None:
         """Forget a scheduled flush (the buffer flushed itself)."""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..errors import CompletedError, WriterActiveError
 from .schema import runs
-from .writers import StoredLengthConflict, WriterInfo, this_host
+from .writers import StoredLengthConflict, WriterInfo, taken_over_error, this_host
 
 if TYPE_CHECKING:
     from .runs import RunRow
@@ -69,7 +69,7 @@ def refuse(conn: sa.Connection, run: RunRow, new_length: int | None = None) -> N
     if run.token is None:
         raise view_write(run.run_id, state.writer)
     if state.writer.token != run.token:
-        raise taken_over(run.run_id, state.writer)
+        raise taken_over_error(run.run_id, state.writer)
     if new_length is not None and state.length == new_length:
         return
     raise StoredLengthConflict(run.run_id, state.length)
@@ -83,7 +83,7 @@ def complete(conn: sa.Connection, run: RunRow, completed_at: float) -> tuple[flo
         return state.completed_at, False
     if run.token is None or state.writer.token != run.token:
         if run.token is not None:
-            raise taken_over(run.run_id, state.writer)
+            raise taken_over_error(run.run_id, state.writer)
         if state.writer.gone_reason() is None:
             raise writer_alive(run.run_id, state.writer, "completed")
     # The results tables' triggers reject changes to rows of runs completed here.
@@ -152,15 +152,6 @@ def view_refusal(conn: sa.Connection, run: RunRow) -> Exception:
             "read-only; create a new DataSet for new data (metadata can still be added)"
         )
     return view_write(run.run_id, state.writer)
-
-
-def taken_over(run_id: str, writer: WriterInfo) -> WriterActiveError:
-    now = f"{writer.who} writes it now" if writer.token is not None else "it was released"
-    return WriterActiveError(
-        f"this DataSet no longer holds the writer lease of run {run_id!r} ({now}): "
-        "nothing was written. Its unwritten results are kept: ds.unwritten_results() "
-        "returns them and store.close() saves them to a rescue file"
-    )
 
 
 def writer_alive(run_id: str, writer: WriterInfo, verb: str) -> WriterActiveError:

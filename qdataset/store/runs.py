@@ -318,11 +318,6 @@ class RunStorage:
         with self.reading(run.run_id) as conn:
             return ownership.view_refusal(conn, run)
 
-    def writer_of(self, run: RunRow) -> WriterInfo:
-        """The writer run ``run`` records now."""
-        with self.reading(run.run_id) as conn:
-            return ownership.writer_state(conn, run.pk).writer
-
     def _announce(self, conn: sa.Connection, pk: int) -> None:
         """Tell listeners on other connections (PostgreSQL NOTIFY) that run ``pk`` changed.
 

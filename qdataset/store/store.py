@@ -141,11 +141,8 @@ class Store:
         self.lease_timeout = float(lease_timeout)
         self._storage = RunStorage(self.engine)
         self._flusher = Flusher(flush_interval)
-        self._leases = LeaseKeeper(
-            self.lease_timeout,
-            renew=lambda leases, expires: self._storage.renew(
-                [lease.token for lease in leases], expires),
-            release=lambda leases: self._storage.release([lease.token for lease in leases]))
+        self._leases = LeaseKeeper(self.lease_timeout, renew=self._storage.renew,
+                                   release=self._storage.release)
         self._attachments: dict[type, Attachment] = {}
         self._closed = False
         self._released = False  # set once close() has finished: then reads fail too
@@ -384,7 +381,7 @@ class Store:
         if rescued is not None:
             raise rescued
 
-    def _rescue(self, failures: list) -> FlushError:
+    def _rescue(self, failures: list) -> FlushError | None:
         """Save the rows ``close()`` could not write to a rescue file; the error that
         tells the writer where they are."""
         unwritten: list[Unwritten] = []
@@ -392,6 +389,8 @@ class Store:
             item = buffer.unwritten(exc)
             if item is not None and item.rows:
                 unwritten.append(item)
+        if not unwritten:  # the failed flushes had nothing left to write
+            return None
         count = sum(len(item.rows) for item in unwritten)
         runs = ", ".join(repr(item.run_id) for item in unwritten)
         reasons = "; ".join(sorted({item.reason for item in unwritten}))

@@ -127,7 +127,6 @@ class WriterInfo:
 class Lease:
     """A lease this process holds on one run."""
 
-    run_pk: int
     run_id: str
     token: str
     #: Set (to the error the writer's next call raises) once the lease was lost.
@@ -145,12 +144,12 @@ class LeaseKeeper:
     """
 
     def __init__(self, timeout: float,
-                 renew: Callable[[list[Lease], float], set[str]],
-                 release: Callable[[list[Lease]], None],
+                 renew: Callable[[list[str], float], set[str]],
+                 release: Callable[[list[str]], None],
                  name: str = "qdataset-leases") -> None:
         self.timeout = timeout
-        self._renew = renew        # (leases, expires_at) -> tokens still held
-        self._release = release    # (leases) -> None
+        self._renew = renew        # (tokens, expires_at) -> tokens still held
+        self._release = release    # (tokens) -> None
         self._owners: dict[str, tuple[weakref.ref, Lease]] = {}
         self._cond = threading.Condition()
         self._closed = False
@@ -191,14 +190,15 @@ class LeaseKeeper:
                 let_go(lease.token)
             try:
                 if orphans:
-                    self._release(orphans)
+                    self._release([lease.token for lease in orphans])
                 if live:
-                    held = self._renew(live, time.time() + self.timeout)
+                    held = self._renew([lease.token for lease in live],
+                                       time.time() + self.timeout)
                     with self._cond:  # a run completed meanwhile dropped its lease
                         current = set(self._owners)
                     for lease in live:
                         if lease.token not in held and lease.token in current:
-                            lease.lost = _lost_error(lease)
+                            lease.lost = taken_over_error(lease.run_id, None)
                             let_go(lease.token)
                             log.error("qdataset: %s", lease.lost)
             except Exception as exc:  # noqa: BLE001 - transient: retried next interval
@@ -227,10 +227,17 @@ class LeaseKeeper:
         return held
 
 
-def _lost_error(lease: Lease) -> Exception:
+def taken_over_error(run_id: str, writer: WriterInfo | None) -> WriterActiveError:
+    """The error of a writer whose lease of ``run_id`` is gone; ``writer``: who holds
+    the run now, if known."""
+    if writer is None:
+        now = "another process took it over (store.resume_dataset) or completed it"
+    elif writer.token is not None:
+        now = f"{writer.who} writes it now"
+    else:
+        now = "it was released"
     return WriterActiveError(
-        f"this DataSet lost the writer lease of run {lease.run_id!r}: another process "
-        "took the run over (store.resume_dataset) or completed it, so nothing more is "
-        "written from here. Its unwritten results are kept: ds.unwritten_results() returns "
-        "them and store.close() saves them to a rescue file"
+        f"this DataSet no longer holds the writer lease of run {run_id!r} ({now}), so "
+        "nothing of it is written to the run any more. Its unwritten results are kept: "
+        "ds.unwritten_results() returns them and store.close() saves them to a rescue file"
     )
