@@ -87,18 +87,24 @@ def complete(conn: sa.Connection, run: RunRow, completed_at: float) -> tuple[flo
         if state.writer.gone_reason() is None:
             raise writer_alive(run.run_id, state.writer, "completed")
     # The results tables' triggers reject changes to rows of runs completed here.
-    done = conn.execute(
-        runs.update()
-        .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
-               runs.c.writer_token.is_not_distinct_from(state.writer.token))
-        .values(completed_at=completed_at, writer_token=None, writer_expires_at=None)
-    ).rowcount
-    if done != 1:  # another handle acted between our read and this update
+    if not _swap(conn, run.pk, state.writer.token, completed_at=completed_at,
+                 writer_token=None, writer_expires_at=None):
         raise WriterActiveError(
             f"run {run.run_id!r} changed hands while it was being completed; "
             "read its state again (store.read_dataset(id)) and retry"
         )
     return completed_at, True
+
+
+def _swap(conn: sa.Connection, pk: int, observed_token: str | None, **values: object) -> bool:
+    """Set ``values`` on the incomplete run ``pk`` if its writer token is still the
+    one read before (compare-and-set); False if another handle acted in between."""
+    return conn.execute(
+        runs.update()
+        .where(runs.c.pk == pk, runs.c.completed_at.is_(None),
+               runs.c.writer_token.is_not_distinct_from(observed_token))
+        .values(**values)
+    ).rowcount == 1
 
 
 def take_over(conn: sa.Connection, run: RunRow, token: str, expires_at: float) -> int:
@@ -112,14 +118,9 @@ def take_over(conn: sa.Connection, run: RunRow, token: str, expires_at: float) -
         )
     if state.writer.gone_reason() is None:
         raise writer_alive(run.run_id, state.writer, "resumed")
-    took = conn.execute(
-        runs.update()
-        .where(runs.c.pk == run.pk, runs.c.completed_at.is_(None),
-               runs.c.writer_token.is_not_distinct_from(state.writer.token))
-        .values(writer_host=this_host(), writer_pid=os.getpid(), writer_token=token,
-                writer_started_at=time.time(), writer_expires_at=expires_at)
-    ).rowcount
-    if took != 1:
+    if not _swap(conn, run.pk, state.writer.token, writer_host=this_host(),
+                 writer_pid=os.getpid(), writer_token=token, writer_started_at=time.time(),
+                 writer_expires_at=expires_at):
         raise WriterActiveError(
             f"run {run.run_id!r} was resumed by another process at the same moment; "
             "read it with store.read_dataset(id)"
