@@ -75,29 +75,25 @@ qe_analysis_results = sa.Table(
     sa.Index("ix_qe_analysis_results_experiment", "experiment_id", "pk"),
 )
 
+def _named_blobs(name: str) -> sa.Table:
+    """A table of named byte strings of one experiment, unique by (experiment, name)."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        _experiment_ref(),
+        sa.Column("name", sa.String(512), nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.UniqueConstraint("experiment_id", "name", name=f"uq_{name}_name"),
+    )
+
+
 #: Figures, byte for byte (SVG, PNG, ... as their names say).
-qe_figures = sa.Table(
-    "qe_figures",
-    metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    _experiment_ref(),
-    sa.Column("name", sa.String(512), nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("experiment_id", "name", name="uq_qe_figures_name"),
-)
+qe_figures = _named_blobs("qe_figures")
 
 #: Files: JSON and YAML as their UTF-8 text, zip archives (artifacts) as bytes.
-qe_files = sa.Table(
-    "qe_files",
-    metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    _experiment_ref(),
-    sa.Column("name", sa.String(512), nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("experiment_id", "name", name="uq_qe_files_name"),
-)
+qe_files = _named_blobs("qe_files")
 
 #: Raw job results kept for offline re-analysis (qdataset's addition to the service).
 qe_job_results = sa.Table(

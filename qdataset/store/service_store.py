@@ -53,6 +53,20 @@ def _upsert(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any],
     conn.execute(statement)
 
 
+def _filtered(query: sa.Select, table: sa.Table, equal: Mapping[str, Any],
+              since: float | None, until: float | None) -> sa.Select:
+    """``query`` with ``column == value`` for each given value (None: no filter) and
+    ``since <= created_at <= until``."""
+    for name, value in equal.items():
+        if value is not None:
+            query = query.where(table.c[name] == value)
+    if since is not None:
+        query = query.where(table.c.created_at >= since)
+    if until is not None:
+        query = query.where(table.c.created_at <= until)
+    return query
+
+
 class ServiceStorage:
     """All SQL of the experiment service, for one store.
 
@@ -92,15 +106,10 @@ class ServiceStorage:
                     since: float | None = None, until: float | None = None) -> list[Row]:
         """Experiment rows, newest first, filtered in SQL."""
         table = qe_experiments
-        query = sa.select(table).order_by(table.c.created_at.desc(), table.c.pk.desc())
-        for column, value in ((table.c.experiment_type, experiment_type),
-                              (table.c.backend, backend), (table.c.parent_id, parent_id)):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(table.c.created_at >= since)
-        if until is not None:
-            query = query.where(table.c.created_at <= until)
+        query = _filtered(
+            sa.select(table).order_by(table.c.created_at.desc(), table.c.pk.desc()), table,
+            {"experiment_type": experiment_type, "backend": backend, "parent_id": parent_id},
+            since, until)
         with self._reading() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -145,19 +154,12 @@ class ServiceStorage:
                 until: float | None = None) -> list[Row]:
         """Analysis result rows in the order first saved, filtered in SQL."""
         table = qe_analysis_results
-        query = sa.select(table).order_by(table.c.pk)
-        for column, value in ((table.c.experiment_id, experiment_id),
-                              (table.c.backend_name, backend_name),
-                              (table.c.result_type, result_type),
-                              (table.c.verified, verified)):
-            if value is not None:
-                query = query.where(column == value)
+        query = _filtered(
+            sa.select(table).order_by(table.c.pk), table,
+            {"experiment_id": experiment_id, "backend_name": backend_name,
+             "result_type": result_type, "verified": verified}, since, until)
         if qualities is not None:
             query = query.where(table.c.quality.in_(list(qualities)))
-        if since is not None:
-            query = query.where(table.c.created_at >= since)
-        if until is not None:
-            query = query.where(table.c.created_at <= until)
         with self._reading() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
