@@ -25,6 +25,7 @@ TRACE_POINTS = 1000
 WORKER_TIMEOUT_S = 1800
 QCODES_SKIPPED = "QCoDeS skipped: install the bench extra (needs Python 3.12 for qcodes 0.59+)"
 PG_IMPL = "qdataset-pg"
+RAW_LAYOUT = "raw-layout"  # raw sqlite3 into qdataset's table layout (cases_raw_layout.py)
 PG_CASES = ("A", "B", "D")  # row-by-row, bulk write, bulk read (issue 7)
 
 IMPORT_PROBE = """
@@ -124,7 +125,7 @@ def probe_import(python: str, module: str) -> dict[str, Any]:
 
 def available_impls(cfg: Config, results: Results) -> list[Impl]:
     """raw always; qdataset and QCoDeS when they import, with a note when not."""
-    impls = [Impl("raw", sys.executable)]
+    impls = [Impl("raw", sys.executable), Impl(RAW_LAYOUT, sys.executable)]
     probe = probe_import(sys.executable, "qdataset")
     if "error" in probe:
         results.notes.append(f"qdataset skipped: `import qdataset` failed: {probe['error']}")

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.common import CaseArgs, file_size_mb
 
 MARKER = "BENCH_RESULT "
-IMPLS = ("raw", "qdataset", "qcodes", "qdataset-pg")
+IMPLS = ("raw", "raw-layout", "qdataset", "qcodes", "qdataset-pg")
 WRITE_CASES = ("A", "B", "C")
 
 

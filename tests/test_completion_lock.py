@@ -180,3 +180,124 @@ def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
                         f"VALUES ({pk}, 6, 1.0)")
     finally:
         raw.close()
+
+
+# -- big appends lift the INSERT trigger inside their own transaction (SQLite) --------------
+def _lock_triggers(path) -> dict[str, str]:
+    raw = sqlite3.connect(path)
+    try:
+        return dict(raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                                "AND name LIKE '%_lock_%'").fetchall())
+    finally:
+        raw.close()
+
+
+def _big(rows: int) -> dict[str, np.ndarray]:
+    return {"x": np.arange(rows, dtype=np.float64), "y": np.ones(rows)}
+
+
+def test_big_appends_leave_the_lock_as_it_was(tmp_path, xy_specs):
+    """Bulk writes and big flushes (LIFT_LOCK_ROWS rows and more) keep every trigger,
+    with its SQL unchanged, and the run they wrote is locked once completed."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS
+
+    path = tmp_path / "lift.db"
+    with qdataset.connect(path, flush_interval=60) as store:
+        first = DataSet("first", xy_specs, store=store)  # creates the shared table
+        before = _lock_triggers(path)
+        assert len(before) == 3
+        first.add_results(_big(LIFT_LOCK_ROWS + 5))  # bulk path
+        for i in range(LIFT_LOCK_ROWS + 7):  # one flush of a big buffer
+            first.add_result(x=float(i), y=2.0)
+        first.flush()
+        assert _lock_triggers(path) == before
+        first.mark_completed()
+        table, pk = _where(store, first.id)
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="completed"):
+            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x", "y") '
+                        f"VALUES ({pk}, 999999, 9.0, 9.0)")
+    finally:
+        raw.close()
+    assert _lock_triggers(path) == before
+
+
+def test_while_a_big_append_runs_other_connections_see_the_lock_and_cannot_write(
+        tmp_path, xy_specs, monkeypatch):
+    """In the middle of a big append (its trigger dropped in its transaction), another
+    connection still reads the schema with the trigger and cannot write at all."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS, SqliteDialect
+
+    path = tmp_path / "middle.db"
+    seen: list[tuple[dict[str, str], str]] = []
+    original = SqliteDialect.insert_many
+
+    def insert_and_look(self, cursor, *args, **kwargs):
+        if not seen:
+            triggers = _lock_triggers(path)
+            other = sqlite3.connect(path, timeout=0.05)
+            try:
+                other.execute(f'DELETE FROM "{table}"')
+                outcome = "wrote"
+            except sqlite3.OperationalError as exc:
+                outcome = str(exc)
+            finally:
+                other.close()
+            seen.append((triggers, outcome))
+        return original(self, cursor, *args, **kwargs)
+
+    with qdataset.connect(path) as store:
+        ds = DataSet("bulk", xy_specs, store=store)
+        table, _ = _where(store, ds.id)
+        before = _lock_triggers(path)
+        monkeypatch.setattr(SqliteDialect, "insert_many", insert_and_look)
+        ds.add_results(_big(LIFT_LOCK_ROWS))
+        monkeypatch.undo()
+        assert ds.length == LIFT_LOCK_ROWS
+    assert seen == [(before, "database is locked")]
+
+
+def test_a_big_append_that_fails_rolls_back_with_its_lock(tmp_path, xy_specs, monkeypatch):
+    """An append failing after its trigger was dropped stores nothing, and the
+    trigger is there: the drop was part of the transaction that rolled back."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS, SqliteDialect
+
+    path = tmp_path / "fail.db"
+    with qdataset.connect(path) as store:
+        ds = DataSet("bulk", xy_specs, store=store)
+        ds.add_result(x=1.0, y=1.0)
+        ds.flush()
+        before = _lock_triggers(path)
+
+        def fail(self, *args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error (injected)")
+
+        monkeypatch.setattr(SqliteDialect, "insert_many", fail)
+        with pytest.raises(Exception, match="injected"):
+            ds.add_results(_big(LIFT_LOCK_ROWS + 1))
+        monkeypatch.undo()
+        assert _lock_triggers(path) == before
+        assert stored(store, ds.id) == (1, {"x": [1.0], "y": [1.0]})
+        ds.add_results(_big(LIFT_LOCK_ROWS + 1))  # the run goes on
+        assert ds.length == LIFT_LOCK_ROWS + 2
+
+
+def test_a_run_completed_behind_its_writers_back_takes_no_big_append(tmp_path, xy_specs):
+    """The writer's claim, not the lifted trigger, is what refuses a completed run: a
+    run marked completed in the database (by any means) takes no more rows, however
+    many come at once."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS
+
+    path = tmp_path / "claim.db"
+    with qdataset.connect(path) as store:
+        ds = DataSet("bulk", xy_specs, store=store)
+        ds.add_result(x=1.0, y=1.0)
+        ds.flush()
+        raw = sqlite3.connect(path)
+        raw.execute("UPDATE runs SET completed_at = 1.0 WHERE run_id = ?", (ds.id,))
+        raw.commit()
+        raw.close()
+        with pytest.raises(CompletedError):
+            ds.add_results(_big(LIFT_LOCK_ROWS + 1))
+        assert stored(store, ds.id)[1]["x"] == [1.0]

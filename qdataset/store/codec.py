@@ -60,6 +60,10 @@ def number_kinds(specs: Sequence[ParamSpec]) -> list[str | None]:
     return [ColumnCodec(s).number_kind for s in specs]
 
 
+class _NoValue:
+    """A type no value has: ``stored_as_is`` of codecs that always encode."""
+
+
 class ColumnCodec:
     """Encoder/decoder for the values of one parameter."""
 
@@ -68,6 +72,11 @@ class ColumnCodec:
         self.dtype = spec.type
         self.native = not spec.is_array and self.dtype.kind in "fiubUS"
         self.encode: Callable[[Any], Any] = self._make_encoder()
+        #: Values of exactly this type are stored as they are (``encode`` returns
+        #: them unchanged), so the row-by-row path may skip the call.
+        self.stored_as_is: type = (
+            float if self.native and self.dtype.kind == "f"
+            else str if self.native and self.dtype.kind == "U" else _NoValue)
 
     @property
     def number_kind(self) -> str | None:

@@ -164,15 +164,22 @@ class Dialect:
 
     def claim_append(self, cursor: Any, runs_table: str, run_pk: int, token: str,
                      first: int, new_length: int, *, async_commit: bool) -> bool:
-        """Set run ``run_pk``'s length to ``new_length`` if it is ``first`` and the
-        run's writer token is ``token``; True if it was.  Runs before the rows of
-        an append are inserted, in their transaction.  ``async_commit``: the
-        transaction may commit without waiting for the disk (where the engine can)."""
+        """Set run ``run_pk``'s length to ``new_length`` if it is ``first``, the run
+        is not completed and its writer token is ``token``; True if it was.  Runs
+        before the rows of an append are inserted, in their transaction.
+        ``async_commit``: the transaction may commit without waiting for the disk
+        (where the engine can)."""
         cursor.execute(
             f"UPDATE {self.quote(runs_table)} SET length = {int(new_length)} "
             f"WHERE pk = {int(run_pk)} AND writer_token = '{hex_token(token)}' "
-            f"AND length = {int(first)}")
+            f"AND length = {int(first)} AND completed_at IS NULL")
         return cursor.rowcount == 1
+
+    @contextmanager
+    def claimed_append(self, cursor: Any, table: str, rows: int) -> Iterator[None]:
+        """Around the inserts of an append of ``rows`` rows into ``table``, after its
+        :meth:`claim_append` succeeded, in the same transaction (see SQLite's)."""
+        yield
 
     def change_notice(self, run_pk: int) -> tuple[str, tuple] | None:
         """Statement (and parameters) announcing a change of run ``run_pk``, if any."""

@@ -151,7 +151,8 @@ class PostgresDialect(Dialect):
         cursor.execute(
             f"WITH claimed AS (UPDATE {self._quote_plain(runs_table)} "
             f"SET length = {int(new_length)} WHERE pk = {pk} "
-            f"AND writer_token = '{hex_token(token)}' AND length = {int(first)} RETURNING pk) "
+            f"AND writer_token = '{hex_token(token)}' AND length = {int(first)} "
+            "AND completed_at IS NULL RETURNING pk) "
             f"SELECT pg_notify('{CHANGE_CHANNEL}', '{pk}'){commit_mode} FROM claimed")
         return len(cursor.fetchall()) == 1
 

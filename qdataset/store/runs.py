@@ -406,8 +406,10 @@ class RunStorage:
             if not self._claim_append(conn, run, new_length - len(rows), new_length,
                                       async_commit=True):
                 return
-            self.dialect.insert_many(conn.connection.cursor(), run.table, run.pk,
-                                     self._columns(run, names), rows, kinds=kinds)
+            cursor = conn.connection.cursor()
+            with self.dialect.claimed_append(cursor, run.table, len(rows)):
+                self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
+                                         rows, kinds=kinds)
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
                        columns: Sequence[Sequence[Any]], start: int, count: int,
@@ -417,12 +419,14 @@ class RunStorage:
             if not self._claim_append(conn, run, start, start + count, async_commit=False):
                 return
             cursor = conn.connection.cursor()
-            for lo in range(0, count, CHUNK_ROWS):
-                hi = min(lo + CHUNK_ROWS, count)
-                chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
-                         *(col[lo:hi] for col in columns)]
-                self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
-                                         values=chunk, kinds=kinds)
+            with self.dialect.claimed_append(cursor, run.table, count):
+                for lo in range(0, count, CHUNK_ROWS):
+                    hi = min(lo + CHUNK_ROWS, count)
+                    chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
+                             *(col[lo:hi] for col in columns)]
+                    self.dialect.insert_many(cursor, run.table, run.pk,
+                                             self._columns(run, names), values=chunk,
+                                             kinds=kinds)
 
     def _claim_append(self, conn: sa.Connection, run: RunRow, first: int, new_length: int,
                       async_commit: bool) -> bool:

@@ -4,7 +4,16 @@
   ``(run, index)``, so one run's rows sit together and range reads are one
   B-tree walk.
 * The completion lock is three triggers per results table (SQLite triggers
-  name one event each) that look the row's run up in ``runs``.
+  name one event each) that look the row's run up in ``runs``.  SQLite has
+  only row triggers, and calling one costs about half a microsecond a row
+  whatever it does, as much as the insert itself (``python -m
+  benchmarks.lock_cost``).  So an append of at least ``LIFT_LOCK_ROWS`` rows
+  drops the table's INSERT trigger inside its own transaction, after its
+  claim (which checks the lease, the length and that the run is open), and
+  creates it again, with its stored SQL, before the commit: no other
+  connection can write while the transaction holds SQLite's write lock, and
+  none ever sees the table without its lock (a failed append rolls back with
+  the trigger in place).
 * Writers take ``BEGIN IMMEDIATE`` (engine.py), which already serialises
   layout changes and queue claims.
 * Other processes' commits show up in ``PRAGMA data_version``.
@@ -13,7 +22,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +37,11 @@ from .dialect import INDEX_COLUMN, LOCK_MESSAGE, RUN_COLUMN, Dialect, rows_of
 _BATCH_ROWS = 4096
 _MAX_VARIABLES = 32766
 _MIN_MULTI_ROWS = 8
+
+#: Appends of at least this many rows lift the INSERT lock trigger inside their own
+#: transaction (see the module docstring): for fewer, the trigger's cost is smaller
+#: than that of the schema change, which other connections also pay once.
+LIFT_LOCK_ROWS = 2048
 
 
 class SqliteDialect(Dialect):
@@ -49,13 +64,30 @@ class SqliteDialect(Dialect):
         # An UPDATE is checked on both sides: it may not change a completed run's rows,
         # nor move rows into one.
         return [
-            f"CREATE TRIGGER {self.quote(f'{table}_lock_{op.lower()}')} "
+            f"CREATE TRIGGER {self.quote(_lock_trigger(table, op))} "
             f"BEFORE {op} ON {quoted} WHEN "
             + " OR ".join(f"(SELECT completed_at FROM runs WHERE pk = {row}.{run}) IS NOT NULL"
                           for row in rows)
             + f" BEGIN SELECT RAISE(ABORT, '{LOCK_MESSAGE}'); END"
             for op, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"]))
         ]
+
+    @contextmanager
+    def claimed_append(self, cursor: Any, table: str, rows: int) -> Iterator[None]:
+        """For ``LIFT_LOCK_ROWS`` rows or more: without the INSERT lock trigger in
+        between, and with it again (its stored SQL) before the caller commits."""
+        if rows < LIFT_LOCK_ROWS:
+            yield
+            return
+        name = _lock_trigger(table, "INSERT")
+        found = cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                               "AND name = ?", (name,)).fetchone()
+        if found is None:  # no such trigger (nothing to lift): leave the schema alone
+            yield
+            return
+        cursor.execute(f"DROP TRIGGER {self.quote(name)}")
+        yield  # on an error the transaction rolls back, trigger included
+        cursor.execute(found[0])
 
     def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
                     rows: Iterable[Sequence[Any]] | None = None, *,
@@ -126,6 +158,11 @@ class SqliteChangeFeed(ChangeFeed):
             return []
         self._data_version = version
         return run_keys
+
+
+def _lock_trigger(table: str, op: str) -> str:
+    """Name of the completion-lock trigger of ``table`` for ``op`` (INSERT, ...)."""
+    return f"{table}_lock_{op.lower()}"
 
 
 def _flat_chunks(values: Sequence[Sequence[Any]], width: int, batch: int
