@@ -22,7 +22,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,7 +108,7 @@ class SqliteDialect(Dialect):
         while batch * width > _MAX_VARIABLES and batch > 1:
             batch //= 2
         if values is not None:
-            chunks = _flat_chunks(values, width, batch)
+            chunks = _made_ahead(_flat_chunks(values, width, batch))
         else:
             source = iter(rows_of(rows, values))
             chunks = (list(itertools.chain.from_iterable(chunk))
@@ -163,6 +166,29 @@ class SqliteChangeFeed(ChangeFeed):
 def _lock_trigger(table: str, op: str) -> str:
     """Name of the completion-lock trigger of ``table`` for ``op`` (INSERT, ...)."""
     return f"{table}_lock_{op.lower()}"
+
+
+_helper: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): forks make their own
+_helper_lock = threading.Lock()
+
+
+def _made_ahead(chunks: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    """``chunks``, each next one made on a helper thread while the caller inserts the
+    current one: sqlite3 releases the GIL while SQLite inserts, so the Python work of
+    building parameters (``tolist``, interleaving) runs beside it instead of after."""
+    global _helper
+    with _helper_lock:
+        if _helper is None or _helper[0] != os.getpid():  # a fork has no pool threads
+            _helper = (os.getpid(), ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="qdataset-params"))
+        helper = _helper[1]
+    upcoming = helper.submit(next, chunks, None)
+    while True:
+        chunk = upcoming.result()
+        if chunk is None:
+            return
+        upcoming = helper.submit(next, chunks, None)
+        yield chunk
 
 
 def _flat_chunks(values: Sequence[Sequence[Any]], width: int, batch: int
