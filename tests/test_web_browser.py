@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 20_000  # deadline for what the page should come to show
 
 #: A writer in its own process, driven line by line through stdin so the test says
-#: when rows arrive: "add N" appends N rows and flushes; "done" completes the run.
+#: when rows arrive: "add N" appends N rows and flushes; "done" completes the run;
+#: "die" SIGKILLs the process (no reply).
 WRITER = """
-import sys, numpy as np, qdataset
+import os, signal, sys, numpy as np, qdataset
 from qdataset import DataSet, ParamSpec
 store = qdataset.connect(sys.argv[1])
 specs = [ParamSpec("x", np.float64, role="setpoint", unit="V", label="gate"),
@@ -57,6 +58,8 @@ for line in sys.stdin:
         n += len(xs)
     elif command == "done":
         ds.mark_completed()
+    elif command == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
     print("ok", flush=True)
 store.close()
 """
@@ -144,7 +147,8 @@ def served(url: str, *extra: str) -> Iterator[tuple[str, list[str]]]:
 
 @contextmanager
 def writer(url: str) -> Iterator[tuple[str, callable]]:
-    """The WRITER process: (its run id, send(command) that waits for "ok")."""
+    """The WRITER process: (its run id, send(command) that waits for "ok", or for
+    the process to end after "die")."""
     proc = subprocess.Popen([sys.executable, "-c", WRITER, url], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     out = Lines(proc.stdout)
@@ -152,7 +156,10 @@ def writer(url: str) -> Iterator[tuple[str, callable]]:
     def send(command: str) -> None:
         proc.stdin.write(command + "\n")
         proc.stdin.flush()
-        assert out.next() == "ok"
+        if command == "die":
+            assert proc.wait(timeout=60) == -9
+        else:
+            assert out.next() == "ok"
 
     try:
         yield out.next(), send
@@ -203,6 +210,30 @@ def test_a_run_being_written_shows_up_and_grows_live(store_url, page, browser):
             expect(run_page.locator(f'tr.qd-run[data-id="{run_id}"] .qd-run-state')
                    ).to_have_text("completed", timeout=WAIT_MS)
             assert only_local(page.qd_requests, base) == []
+
+
+def test_a_run_whose_writer_died_shows_interrupted_then_resumes(tmp_path, page):
+    """A SIGKILLed writer tells nobody: the run page and the list turn to
+    "interrupted" by themselves, and follow the run again once it is resumed."""
+    expect = playwright.expect
+    url = f"sqlite:///{tmp_path / 'died.db'}"
+    with writer(url) as (run_id, send), served(url) as (base, _):
+        send("add 10")
+        page.goto(base + f"run?id={run_id}")
+        expect(page.locator(".qd-rows")).to_have_text("10", timeout=WAIT_MS)
+        expect(page.locator(".qd-state")).to_have_text("running")
+        send("die")
+        expect(page.locator(".qd-state")).to_have_text("interrupted", timeout=WAIT_MS)
+        listing = page.context.new_page()
+        listing.goto(base)
+        expect(listing.locator(f'tr.qd-run[data-id="{run_id}"] .qd-run-state')
+               ).to_have_text("interrupted", timeout=WAIT_MS)
+        with qdataset.connect(url) as store:
+            resumed = store.resume_dataset(run_id)
+            resumed.add_results({"x": np.arange(10.0, 15.0), "y": np.zeros(5)})
+            resumed.mark_completed()
+        expect(page.locator(".qd-rows")).to_have_text("15", timeout=WAIT_MS)
+        expect(page.locator(".qd-state")).to_have_text("completed", timeout=WAIT_MS)
 
 
 def _sha256(path: Path) -> str:

@@ -206,6 +206,57 @@ def test_a_failed_run_is_shown_as_failed(store):
         hub.close()
 
 
+def test_a_run_whose_writer_went_away_is_shown_as_interrupted_then_running_again(store):
+    """A writer that stops without completing sends nothing: the hub's periodic look
+    at the writers turns the page's state to "interrupted", and back to "running"
+    once someone resumes the run."""
+    with qdataset.connect(store.url) as writing:
+        ds = DataSet("abandoned", [X], store=writing)
+        ds.add_result(x=1.0)
+        ds.flush()
+        run_id = ds.id
+        with qdataset.connect(store.url, create=False) as reader:
+            hub = RunHub(reader, writer_check=0.05)
+            states: list[str] = []
+            changed = threading.Condition()
+
+            def told(follower):
+                with changed:
+                    states.append(follower.state)
+                    changed.notify_all()
+
+            follower = hub.follow(run_id, told)
+            assert follower.ready.wait(10) and follower.state == "running"
+            writing.close()  # releases the lease without completing the run
+
+            def wait_for(state):
+                with changed:
+                    assert changed.wait_for(lambda: states and states[-1] == state, 10), states
+
+            wait_for("interrupted")
+            assert reader.run_info(run_id).state == "interrupted"
+            with qdataset.connect(store.url) as resuming:
+                resumed = resuming.resume_dataset(run_id)
+                wait_for("running")
+                resumed.add_result(x=2.0)
+                resumed.mark_completed()
+                wait_for("completed")
+            assert list(follower.columns.get("x")) == [1.0, 2.0]
+            hub.close()
+
+
+def test_a_page_opened_on_an_interrupted_run_says_so_at_once(store):
+    with qdataset.connect(store.url) as writing:
+        ds = DataSet("abandoned", [X], store=writing)
+        ds.add_result(x=1.0)
+    with qdataset.connect(store.url, create=False) as reader:
+        hub = RunHub(reader, writer_check=3600)  # no periodic look: the first read tells
+        follower = hub.follow(ds.id, lambda f: None)
+        assert follower.ready.wait(10)
+        assert follower.state == "interrupted"
+        hub.close()
+
+
 def test_websocket_origins_are_the_served_host_only():
     assert allowed_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
     assert allowed_origins("lab-pc.example.org", 80) == ["lab-pc.example.org:80"]

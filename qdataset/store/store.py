@@ -220,6 +220,13 @@ class Store:
         failed = self._storage.runs_tagged(ERROR_TAG) if rows else set()
         return [RunInfo.from_row(row, row.pk in failed) for row in rows]
 
+    def run_info(self, run: str | int) -> RunInfo:
+        """One run as :meth:`runs` lists it, its current state included; ``run`` is
+        what :meth:`read_dataset` takes (id, number or unique id prefix)."""
+        self._check_open()
+        row = self._storage.find_run(_run_key(run))
+        return RunInfo.from_row(row, row.pk in self._storage.runs_tagged(ERROR_TAG))
+
     def read_dataset(self, run: str | int) -> DataSet:
         """A run as a live, read-only view bound to this store.
 

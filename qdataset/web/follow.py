@@ -31,6 +31,9 @@ UPDATE_MS = 200
 METADATA_S = 2.0
 #: Seconds between two looks at the run list while someone watches it.
 LIST_POLL_S = 0.5
+#: Seconds between two looks at whether the writers of followed, incomplete runs
+#: are still there (a writer that dies sends nothing, so only looking tells).
+WRITER_CHECK_S = 2.0
 
 Listener = Callable[[Any], None]
 
@@ -52,6 +55,7 @@ class RunFollower:
         self.columns = Columns(self.specs)
         self.completed = False
         self.failed = False
+        self.interrupted = False  # incomplete, and its writer is gone (resumable)
         self.metadata: dict[str, Any] = {}
         self.error: str | None = None  # why following stopped, if it did
         self.ready = threading.Event()  # set once the rows present at start are read
@@ -65,8 +69,26 @@ class RunFollower:
 
     @property
     def state(self) -> str:
-        """"running", "completed" or "failed" (as ``RunInfo.state``)."""
-        return "failed" if self.failed else "completed" if self.completed else "running"
+        """"running", "interrupted", "completed" or "failed" (as ``RunInfo.state``)."""
+        if self.failed:
+            return "failed"
+        if self.completed:
+            return "completed"
+        return "interrupted" if self.interrupted else "running"
+
+    def check_writer(self) -> None:
+        """Look whether the run's writer is gone (or back, after a resume), and tell
+        the sessions if that changed."""
+        if self.completed or self._closed:
+            return
+        try:
+            interrupted = self.view.store.run_info(self.id).state == "interrupted"
+        except QDatasetError as exc:
+            log.warning("qdataset serve: cannot read the state of run %s: %s", self.id, exc)
+            return
+        if interrupted != self.interrupted:
+            self.interrupted = interrupted
+            self._tell()
 
     def start(self) -> None:
         """Subscribe and read the rows already there, on a thread of its own (a run
@@ -80,6 +102,8 @@ class RunFollower:
             # announced to the callback, which reads on from the same cursor.
             self._subscription = self.view.subscribe(self._changed, min_wait=UPDATE_MS)
             self._pull()
+            if not self.completed:
+                self.interrupted = self.view.store.run_info(self.id).state == "interrupted"
         except QDatasetError as exc:
             self.error = " ".join(str(exc).split())
         self.ready.set()
@@ -141,12 +165,26 @@ class RunFollower:
 
 
 class RunHub:
-    """The followers of one store, shared by all sessions: one per watched run."""
+    """The followers of one store, shared by all sessions: one per watched run.
 
-    def __init__(self, store: Store) -> None:
+    While it follows runs, a thread looks every ``writer_check`` seconds whether
+    the writers of the incomplete ones are still there."""
+
+    def __init__(self, store: Store, writer_check: float = WRITER_CHECK_S) -> None:
         self.store = store
+        self.writer_check = writer_check
         self._followers: dict[str, RunFollower] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._checker: threading.Thread | None = None
+
+    def _check_writers(self) -> None:
+        while not self._stop.wait(self.writer_check):
+            with self._lock:
+                followers = list(self._followers.values())
+            for follower in followers:
+                if follower.ready.is_set():
+                    follower.check_writer()
 
     def follow(self, run: str, listener: Listener) -> RunFollower:
         """The follower of run ``run`` (an id, or whatever ``store.read_dataset``
@@ -159,6 +197,10 @@ class RunHub:
             if follower is None:
                 follower = self._followers[view.id] = RunFollower(view)
             follower.add_listener(listener)
+            if self._checker is None:
+                self._checker = threading.Thread(target=self._check_writers, daemon=True,
+                                                 name="qdataset-web-writers")
+                self._checker.start()
         if fresh:
             follower.start()
         return follower
@@ -179,6 +221,7 @@ class RunHub:
             return list(self._followers)
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             followers, self._followers = list(self._followers.values()), {}
         for follower in followers:
