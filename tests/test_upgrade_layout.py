@@ -836,3 +836,37 @@ def test_processes_opening_an_old_server_store_at_once_all_succeed(bare_engine):
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     assert revision_of(bare_engine) == head_revision()
+
+
+# -- opening without upgrading ----------------------------------------------------------------
+
+
+def test_a_read_only_open_leaves_an_old_store_as_it_is(tmp_path):
+    """connect(url, create=False, upgrade=False) refuses an older store with a
+    SchemaVersionError that says how to upgrade, and changes no byte of it; a plain
+    connect() upgrades it afterwards."""
+    path = tmp_path / "old.db"
+    shutil.copy(LAYOUT1, path)
+    before = path.read_bytes()
+    with pytest.raises(qdataset.SchemaVersionError, match=r"does not upgrade it.*connect\(url\)"):
+        qdataset.connect(path, create=False, upgrade=False)
+    assert path.read_bytes() == before
+    with qdataset.connect(path) as store:
+        assert len(store.runs()) == len(json.loads(LAYOUT1.with_suffix(".json").read_text()))
+    with qdataset.connect(path, create=False, upgrade=False) as store:  # at head now
+        assert store.runs()
+
+
+def test_serve_refuses_to_upgrade_an_old_store(tmp_path, capsys):
+    """The web server never writes: on an old store it stops with a one-line error."""
+    pytest.importorskip("bokeh", reason="qdataset serve needs the 'web' extra")
+    from qdataset.cli import main
+
+    path = tmp_path / "old.db"
+    shutil.copy(LAYOUT1, path)
+    before = path.read_bytes()
+    assert main(["serve", "--url", f"sqlite:///{path}", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qdataset serve: ") and "does not upgrade" in err
+    assert err.count("\n") == 1
+    assert path.read_bytes() == before

@@ -79,11 +79,12 @@ def current_revision(engine: sa.Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def ensure_schema(engine: sa.Engine, create: bool = True) -> str:
+def ensure_schema(engine: sa.Engine, create: bool = True, upgrade: bool = True) -> str:
     """Create a new database at head, upgrade an old one, refuse a newer one.
 
     With ``create`` false a database without qdataset's tables is a StoreError
-    and nothing is created in it; an existing store is still upgraded.
+    and nothing is created in it; with ``upgrade`` false an older store is a
+    SchemaVersionError and nothing is changed in it.
     """
     head = head_revision()
     with _upgrade_lock:
@@ -102,6 +103,14 @@ def ensure_schema(engine: sa.Engine, create: bool = True) -> str:
                 f"the database at {engine.url!r} has schema revision {current!r}, which is "
                 f"newer than this qdataset (head {head!r}); upgrade qdataset "
                 "(pip install -U qdataset) to open it"
+            )
+        if not upgrade:
+            raise SchemaVersionError(
+                f"the store at {engine.url!r} has schema revision {current!r}, older than "
+                f"this qdataset's {head!r}, and this read-only open does not upgrade it "
+                "(processes running the older qdataset would refuse the upgraded store); "
+                "upgrade it once with qdataset.connect(url) when every process using it "
+                "runs this version, or read it with the qdataset version that wrote it"
             )
         try:
             with Dialect.of(engine).upgrade_lock(engine):

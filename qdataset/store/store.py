@@ -120,7 +120,7 @@ class Store:
     def __init__(self, url: str | os.PathLike | None = None, *,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
                  lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
-                 busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT_S, upgrade: bool = True) -> None:
         for name, value in (("flush_interval", flush_interval),
                             ("lease_timeout", lease_timeout),
                             ("busy_timeout", busy_timeout)):
@@ -133,7 +133,7 @@ class Store:
         self.engine = create_engine(self.url, create=create, busy_timeout=float(busy_timeout))
         try:
             with translating(self.engine.url):
-                ensure_schema(self.engine, create=create)
+                ensure_schema(self.engine, create=create, upgrade=upgrade)
         except BaseException:
             self.engine.dispose()
             raise
@@ -456,14 +456,17 @@ class Store:
 def connect(url: str | os.PathLike | None = None, *,
             flush_interval: float = DEFAULT_FLUSH_INTERVAL, create: bool = True,
             lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
-            busy_timeout: float = BUSY_TIMEOUT_S) -> Store:
+            busy_timeout: float = BUSY_TIMEOUT_S, upgrade: bool = True) -> Store:
     """Open (creating or upgrading if needed) the store at ``url``.
 
     Without a URL: ``$QDATASET_URL``, else ``qdataset.db`` in the user's data
     directory.  A plain file path means an SQLite file.  With ``create=False``
     the store must exist: a missing SQLite file, or a PostgreSQL database or
-    schema without qdataset's tables, is a StoreError and nothing is created
-    (an existing store at an older schema revision is still upgraded).
+    schema without qdataset's tables, is a StoreError and nothing is created.
+    A store at an older schema revision is upgraded, unless ``upgrade=False``:
+    then it is a SchemaVersionError and the store is left as it is (what a
+    viewer wants: processes still running the older qdataset refuse an
+    upgraded store).
     ``lease_timeout``: seconds a writer's lease may go unrenewed before a writer
     on another host may take its run over.  ``busy_timeout``: seconds an SQLite
     writer waits for another process's write lock before failing with a StoreError
@@ -474,7 +477,7 @@ def connect(url: str | os.PathLike | None = None, *,
     >>> store = connect("postgresql+psycopg://lab-server/qdataset")
     """
     return Store(url, flush_interval=flush_interval, create=create,
-                 lease_timeout=lease_timeout, busy_timeout=busy_timeout)
+                 lease_timeout=lease_timeout, busy_timeout=busy_timeout, upgrade=upgrade)
 
 
 _default_store: Store | None = None

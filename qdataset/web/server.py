@@ -108,7 +108,7 @@ def serve(url: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_
 
     >>> serve("sqlite:///lab.db", port=5006, open_browser=True)
     """
-    store = connect(url, create=False)  # reading never creates a store
+    store = connect(url, create=False, upgrade=False)  # nor changes its schema
     try:
         page_of = store.read_dataset(run).id if run is not None else None
         app = WebApp(store, host, port)
