@@ -12,9 +12,10 @@ pytest.importorskip("bokeh", reason="qdataset serve needs the 'web' extra")
 import qdataset  # noqa: E402
 from qdataset import DataSet, ParamSpec  # noqa: E402
 from qdataset.cli import main  # noqa: E402
+from qdataset.web import follow  # noqa: E402
 from qdataset.web.columns import Columns  # noqa: E402
 from qdataset.web.decimate import index_sample, minmax_columns, shrink_image  # noqa: E402
-from qdataset.web.follow import RunHub  # noqa: E402
+from qdataset.web.follow import RunHub, RunListWatcher  # noqa: E402
 from qdataset.web.grid import binned_image, grid_image  # noqa: E402
 from qdataset.web.plan import axis_title, plan_plots  # noqa: E402
 from qdataset.web.plots import make_plot  # noqa: E402
@@ -157,6 +158,81 @@ def test_run_list_table_filters_by_name_and_state(store):
     only = runs_table(runs, name="COOL")
     assert "cooldown" in only and "sweep" not in only
     assert "cooldown" not in runs_table(runs, state="running")
+
+
+def _wait_until(condition, seconds: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_run_list_is_read_again_only_when_the_store_changed(store, monkeypatch):
+    """Listing a big store is slow, so the list page's watcher looks at the store's
+    cheap fingerprint and lists the runs again only when it moved."""
+    first = DataSet("first", [X], store=store)
+    first.add_result(x=1.0)
+    first.mark_completed()
+    with qdataset.connect(store.url, create=False) as reader:
+        listings, looks = [], threading.Event()
+        real_runs, real_fingerprint = reader.runs, reader.runs_fingerprint
+
+        def runs(*args, **kwargs):
+            listings.append(kwargs)
+            return real_runs(*args, **kwargs)
+
+        def fingerprint():
+            looks.count = getattr(looks, "count", 0) + 1
+            if looks.count >= 30:
+                looks.set()
+            return real_fingerprint()
+
+        monkeypatch.setattr(reader, "runs", runs)
+        monkeypatch.setattr(reader, "runs_fingerprint", fingerprint)
+        watcher = RunListWatcher(reader, interval=0.01)
+        watcher.add_listener(lambda w: None)
+        try:
+            assert _wait_until(lambda: len(watcher.runs) == 1)
+            assert looks.wait(30)  # thirty looks at a store where nothing happened...
+            assert listings == [{}]  # ...and still the one first listing
+            second = DataSet("second", [X], store=store)
+            assert _wait_until(lambda: [r.name for r in watcher.runs] == ["second", "first"])
+            second.add_results({"x": np.arange(3.0)})
+            second.flush()
+            assert _wait_until(lambda: watcher.runs[0].length == 3)
+            second.mark_completed()
+            assert _wait_until(lambda: watcher.runs[0].state == "completed")
+            second.add_metadata("error", {"type": "Quench", "message": "magnet"})
+            assert _wait_until(lambda: watcher.runs[0].state == "failed")
+        finally:
+            watcher.close()
+
+
+def test_the_run_list_sees_a_writer_go_without_a_write(store, monkeypatch):
+    """A writer that dies changes nothing in the store: the watcher still shows its
+    run as interrupted, by looking at the incomplete runs every WRITER_CHECK_S."""
+    monkeypatch.setattr(follow, "WRITER_CHECK_S", 0.05)
+    with qdataset.connect(store.url) as writing:
+        ds = DataSet("abandoned", [X], store=writing)
+        ds.add_result(x=1.0)
+        ds.flush()
+        with qdataset.connect(store.url, create=False) as reader:
+            watcher = RunListWatcher(reader, interval=0.01)
+            watcher.add_listener(lambda w: None)
+            try:
+                assert _wait_until(lambda: [r.state for r in watcher.runs] == ["running"])
+                real = reader.runs_fingerprint
+                # Pretend the store's fingerprint never moves, as when a writer dies.
+                frozen = real()
+                monkeypatch.setattr(reader, "runs_fingerprint", lambda: frozen)
+                writing.close()
+                assert _wait_until(lambda: [r.state for r in watcher.runs] == ["interrupted"])
+            finally:
+                watcher.close()
 
 
 def test_one_follower_per_run_however_many_sessions(store):

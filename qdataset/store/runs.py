@@ -245,6 +245,18 @@ class RunStorage:
         with self.reading() as conn:
             return [_run_row(row, {}) for row in conn.execute(query)]
 
+    def runs_fingerprint(self, tag: str) -> tuple[Any, ...]:
+        """One cheap aggregate read that changes whenever :meth:`list_runs` would
+        list something new: runs added or removed, rows added, runs completed,
+        leases taken or given up, runs tagged ``tag`` (lease renewals leave it)."""
+        tagged = (sa.select(sa.func.count()).where(run_metadata.c.tag == tag)
+                  .scalar_subquery())
+        with self.reading() as conn:
+            return tuple(conn.execute(sa.select(
+                sa.func.count(), sa.func.max(runs.c.pk), sa.func.sum(runs.c.length),
+                sa.func.count(runs.c.completed_at), sa.func.count(runs.c.writer_token),
+                sa.func.max(runs.c.writer_started_at), tagged)).one())
+
     def runs_tagged(self, tag: str) -> set[int]:
         """Keys of the runs that carry metadata under ``tag``."""
         with self.reading() as conn:
@@ -532,9 +544,19 @@ class RunStorage:
             return {tag: json.loads(value) for tag, value in rows}
 
 
+#: Position of each column of ``runs`` in a row of ``select(runs)``: a Row indexed
+#: by position is several times faster than by attribute, which counts when a
+#: store lists ten thousand runs.
+_AT = {column.name: position for position, column in enumerate(runs.columns)}
+
+
 def _run_row(row: sa.Row, columns: dict[str, str]) -> RunRow:
-    writer = WriterInfo(row.writer_host, row.writer_pid, row.writer_token,
-                        row.writer_started_at, row.writer_expires_at)
-    return RunRow(row.pk, row.run_id, row.name, row.created_at, row.completed_at,
-                  int(row.length), row.results_table, columns, writer=writer,
-                  number=row.number, experiment=row.experiment, sample=row.sample)
+    """The RunRow of a row of ``select(runs)``."""
+    at = _AT
+    writer = WriterInfo(row[at["writer_host"]], row[at["writer_pid"]],
+                        row[at["writer_token"]], row[at["writer_started_at"]],
+                        row[at["writer_expires_at"]])
+    return RunRow(row[at["pk"]], row[at["run_id"]], row[at["name"]], row[at["created_at"]],
+                  row[at["completed_at"]], int(row[at["length"]]), row[at["results_table"]],
+                  columns, writer=writer, number=row[at["number"]],
+                  experiment=row[at["experiment"]], sample=row[at["sample"]])

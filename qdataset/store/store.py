@@ -220,6 +220,14 @@ class Store:
         failed = self._storage.runs_tagged(ERROR_TAG) if rows else set()
         return [RunInfo.from_row(row, row.pk in failed) for row in rows]
 
+    def runs_fingerprint(self) -> tuple[Any, ...]:
+        """A value, read with one cheap query, that changes whenever :meth:`runs`
+        would list something different, except a state that changes without a
+        write: a run turns "interrupted" when its writer dies.  Lets a view of the
+        run list skip re-reading ten thousand runs when nothing happened."""
+        self._check_open()
+        return self._storage.runs_fingerprint(ERROR_TAG)
+
     def run_info(self, run: str | int) -> RunInfo:
         """One run as :meth:`runs` lists it, its current state included; ``run`` is
         what :meth:`read_dataset` takes (id, number or unique id prefix)."""

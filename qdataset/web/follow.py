@@ -259,6 +259,8 @@ class RunListWatcher:
 
     def _run(self) -> None:
         last: list[Any] | None = None
+        fingerprint: tuple[Any, ...] | None = None
+        writers_seen = 0.0
         while not self._closed:
             woken = self._wake.is_set()
             self._wake.clear()
@@ -266,10 +268,25 @@ class RunListWatcher:
                 listeners = list(self._listeners)
             if listeners:
                 try:
-                    runs = self.store.runs()
+                    # Re-list only when the fingerprint moved (listing 10,000 runs
+                    # takes a tenth of a second); the writers of incomplete runs,
+                    # which can die without a write, are looked at every
+                    # WRITER_CHECK_S through the (few) incomplete runs alone.
+                    now = time.monotonic()
+                    seen = self.store.runs_fingerprint()
+                    if seen != fingerprint:
+                        runs, fingerprint, writers_seen = self.store.runs(), seen, now
+                    elif now - writers_seen >= WRITER_CHECK_S and any(
+                            not r.completed for r in self.runs):
+                        incomplete = {r.id: r for r in self.store.runs(completed=False)}
+                        runs = [incomplete.get(r.id, r) for r in self.runs]
+                        writers_seen = now
+                    else:
+                        runs = self.runs
                     self.error = None
                 except QDatasetError as exc:
-                    runs, self.error = self.runs, " ".join(str(exc).split())
+                    runs, fingerprint = self.runs, None
+                    self.error = " ".join(str(exc).split())
                 changed = runs != last
                 last = self.runs = runs
                 for listener in listeners if changed or woken else ():
