@@ -41,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     qcodes.add_argument("--url", help="store to import into (default: the default store)")
     qcodes.set_defaults(func=_import_qcodes)
 
+    imports = commands.add_parser(
+        "import", help="store the run of a file written by `qdataset export` or QCoDeS: "
+                       ".nc (netCDF) or a one-run .db; a run already there is kept")
+    imports.add_argument("file", metavar="FILE", help="the file to read (never changed)")
+    imports.add_argument("--url", help="store to import into (default: the default store)")
+    imports.set_defaults(func=_import_file)
+
     run_help = "the run: its number, its id, or the start of its id"
     show = commands.add_parser("show", help="describe one run: ids, groups, state, rows, "
                                             "parameters and metadata")
@@ -179,6 +186,20 @@ def _import_qcodes(args: argparse.Namespace) -> int:
                              if report.skipped else ""))
     for guid, (wanted, got) in report.renumbered.items():
         print(f"  run {guid}: number {wanted} is taken in this store, so it is number {got}")
+    return 0
+
+
+def _import_file(args: argparse.Namespace) -> int:
+    from .io import read_dataset
+    from .store import connect
+
+    with connect(args.url) as store:
+        known = store.runs_fingerprint()
+        ds = read_dataset(args.file, store=store)
+        new = store.runs_fingerprint() != known
+        what = "imported" if new else "already there:"
+        print(f"{what} run {ds.id} ({ds.length} rows) from {args.file} "
+              f"{'into' if new else 'in'} {store.display_url}")
     return 0
 
 

@@ -72,6 +72,29 @@ def test_export_by_suffix(lab, capsys):
     assert not (lab["dir"] / "x.txt").exists()
 
 
+def test_import_what_export_wrote_into_another_store(lab, capsys):
+    """export then import: the run arrives whole in another store, once."""
+    pytest.importorskip("h5netcdf", reason="netCDF needs the 'netcdf' extra")
+    nc = lab["dir"] / "line.nc"
+    assert run(capsys, "export", "2", str(nc), "--url", lab["url"])[0] == 0
+    before = nc.read_bytes()
+    other = f"sqlite:///{lab['dir'] / 'other.db'}"
+    code, out, _ = run(capsys, "import", str(nc), "--url", other)
+    assert code == 0 and out.startswith(f"imported run {lab['line']} (2 rows) from ")
+    code, out, _ = run(capsys, "import", str(nc), "--url", other)
+    assert code == 0 and out.startswith(f"already there: run {lab['line']} (2 rows)")
+    assert nc.read_bytes() == before
+    with qdataset.connect(other) as store:
+        assert [r.id for r in store.runs()] == [lab["line"]]
+        ds = store.read_dataset(lab["line"])
+        assert [a.tolist() for a in ds.get_data("f", "amp")] == [[1.0, 2.0], [0.5, 0.25]]
+        assert ds.get_metadata("fridge") == {"T_mK": 12} and ds.is_marked_complete
+    csv = lab["dir"] / "line.csv"
+    assert run(capsys, "export", "2", str(csv), "--url", lab["url"])[0] == 0
+    code, _, err = run(capsys, "import", str(csv), "--url", other)
+    assert code == 2 and err.startswith("qdataset import: ") and "not read back" in err
+
+
 def test_plot_to_a_file(lab, capsys):
     pytest.importorskip("matplotlib", reason="plot needs matplotlib")
     png = lab["dir"] / "sweep.png"
