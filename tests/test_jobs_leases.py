@@ -244,7 +244,10 @@ class BlockingWorker(Worker):
 
 
 def test_worker_renews_its_lease_while_it_runs(make_queue):
-    queue = make_queue(lease_timeout=0.3)
+    # Renewals come every lease_timeout / 3; 1.5 s leaves a loaded CI machine 1 s of
+    # slack per renewal (0.3 s, the first choice, failed once there under load).
+    lease = 1.5
+    queue = make_queue(lease_timeout=lease)
     queue.upload_config("aer", {"max_shots": 10})
     job_id = queue.submit("aer", {"x": 1})
     worker = BlockingWorker(queue, "aer")
@@ -252,8 +255,8 @@ def test_worker_renews_its_lease_while_it_runs(make_queue):
     thread.start()
     try:
         assert worker.started.wait(15)
-        other = make_queue(lease_timeout=0.3)
-        deadline = time.monotonic() + 5 * 0.3  # five lease timeouts
+        other = make_queue(lease_timeout=lease)
+        deadline = time.monotonic() + 3 * lease  # three lease timeouts
         while time.monotonic() < deadline:
             assert other.claim_next("aer") is None  # renewed: never requeued
             time.sleep(0.02)
