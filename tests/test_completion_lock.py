@@ -183,33 +183,51 @@ def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
 
 
 # -- big appends lift the INSERT trigger inside their own transaction (SQLite) --------------
-def _lock_triggers(path) -> dict[str, str]:
+def _sql(path, query: str) -> list[tuple]:
     raw = sqlite3.connect(path)
     try:
-        return dict(raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                "AND name LIKE '%_lock_%'").fetchall())
+        return raw.execute(query).fetchall()
     finally:
         raw.close()
+
+
+def _lock_triggers(path) -> dict[str, str]:
+    return dict(_sql(path, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                           "AND name LIKE '%_lock_%'"))
+
+
+def _schema_version(path) -> int:
+    return _sql(path, "PRAGMA schema_version")[0][0]
+
+
+def _lifting(path) -> int:
+    """Rows an append needs for its INSERT trigger to be lifted in this store now."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS, LIFT_ROWS_PER_SCHEMA_OBJECT
+
+    objects = _sql(path, "SELECT count(*) FROM sqlite_master")[0][0]
+    return max(LIFT_LOCK_ROWS, LIFT_ROWS_PER_SCHEMA_OBJECT * objects)
 
 
 def _big(rows: int) -> dict[str, np.ndarray]:
     return {"x": np.arange(rows, dtype=np.float64), "y": np.ones(rows)}
 
 
-def test_big_appends_leave_the_lock_as_it_was(tmp_path, xy_specs):
-    """Bulk writes and big flushes (LIFT_LOCK_ROWS rows and more) keep every trigger,
-    with its SQL unchanged, and the run they wrote is locked once completed."""
-    from qdataset.store.sqlite import LIFT_LOCK_ROWS
-
+def test_big_appends_lift_the_trigger_and_leave_the_lock_as_it_was(tmp_path, xy_specs):
+    """Bulk writes and big flushes drop and re-create the INSERT trigger (the schema
+    version moves by two), keep every trigger's SQL unchanged, and the run they wrote
+    is locked once completed."""
     path = tmp_path / "lift.db"
     with qdataset.connect(path, flush_interval=60) as store:
         first = DataSet("first", xy_specs, store=store)  # creates the shared table
-        before = _lock_triggers(path)
+        before, version = _lock_triggers(path), _schema_version(path)
         assert len(before) == 3
-        first.add_results(_big(LIFT_LOCK_ROWS + 5))  # bulk path
-        for i in range(LIFT_LOCK_ROWS + 7):  # one flush of a big buffer
+        rows = _lifting(path)
+        first.add_results(_big(rows))  # bulk path
+        assert _schema_version(path) == version + 2
+        for i in range(rows):  # one flush of a big buffer
             first.add_result(x=float(i), y=2.0)
         first.flush()
+        assert _schema_version(path) == version + 4
         assert _lock_triggers(path) == before
         first.mark_completed()
         table, pk = _where(store, first.id)
@@ -223,19 +241,45 @@ def test_big_appends_leave_the_lock_as_it_was(tmp_path, xy_specs):
     assert _lock_triggers(path) == before
 
 
+def test_smaller_appends_and_big_schemas_keep_the_trigger(tmp_path, xy_specs):
+    """Below the row threshold, or in a store whose schema makes other connections'
+    re-reads dear, the trigger stays and the schema is not touched."""
+    from qdataset.store.sqlite import LIFT_LOCK_ROWS
+
+    path = tmp_path / "keep.db"
+    with qdataset.connect(path) as store:
+        ds = DataSet("small", xy_specs, store=store)
+        version = _schema_version(path)
+        ds.add_results(_big(LIFT_LOCK_ROWS - 1))
+        # Many layouts: 40 tables, each with its triggers, make the schema big.
+        for k in range(40):
+            DataSet(f"layout{k}", [ParamSpec(f"p{k}_{j}", np.float64) for j in range(70)],
+                    store=store)
+        grown = _schema_version(path)
+        assert grown > version
+        rows = _lifting(path)
+        assert rows > LIFT_LOCK_ROWS
+        ds.add_results(_big(rows - 1))
+        assert _schema_version(path) == grown
+        ds.add_results(_big(rows))
+        assert _schema_version(path) == grown + 2
+        assert ds.length == LIFT_LOCK_ROWS - 1 + 2 * rows - 1
+
+
 def test_while_a_big_append_runs_other_connections_see_the_lock_and_cannot_write(
         tmp_path, xy_specs, monkeypatch):
     """In the middle of a big append (its trigger dropped in its transaction), another
     connection still reads the schema with the trigger and cannot write at all."""
-    from qdataset.store.sqlite import LIFT_LOCK_ROWS, SqliteDialect
+    from qdataset.store.sqlite import SqliteDialect
 
     path = tmp_path / "middle.db"
-    seen: list[tuple[dict[str, str], str]] = []
+    seen: list[tuple[dict[str, str], int, str]] = []
     original = SqliteDialect.insert_many
 
     def insert_and_look(self, cursor, *args, **kwargs):
         if not seen:
-            triggers = _lock_triggers(path)
+            mine = cursor.execute("SELECT count(*) FROM sqlite_master "
+                                  "WHERE name LIKE '%_lock_insert'").fetchone()[0]
             other = sqlite3.connect(path, timeout=0.05)
             try:
                 other.execute(f'DELETE FROM "{table}"')
@@ -244,51 +288,54 @@ def test_while_a_big_append_runs_other_connections_see_the_lock_and_cannot_write
                 outcome = str(exc)
             finally:
                 other.close()
-            seen.append((triggers, outcome))
+            seen.append((_lock_triggers(path), mine, outcome))
         return original(self, cursor, *args, **kwargs)
 
     with qdataset.connect(path) as store:
         ds = DataSet("bulk", xy_specs, store=store)
         table, _ = _where(store, ds.id)
-        before = _lock_triggers(path)
+        before, rows = _lock_triggers(path), _lifting(path)
         monkeypatch.setattr(SqliteDialect, "insert_many", insert_and_look)
-        ds.add_results(_big(LIFT_LOCK_ROWS))
+        ds.add_results(_big(rows))
         monkeypatch.undo()
-        assert ds.length == LIFT_LOCK_ROWS
-    assert seen == [(before, "database is locked")]
+        assert ds.length == rows
+    # The writer's own transaction had no INSERT trigger; others saw it all along.
+    assert seen == [(before, 0, "database is locked")]
 
 
 def test_a_big_append_that_fails_rolls_back_with_its_lock(tmp_path, xy_specs, monkeypatch):
     """An append failing after its trigger was dropped stores nothing, and the
     trigger is there: the drop was part of the transaction that rolled back."""
-    from qdataset.store.sqlite import LIFT_LOCK_ROWS, SqliteDialect
+    from qdataset.store.sqlite import SqliteDialect
 
     path = tmp_path / "fail.db"
     with qdataset.connect(path) as store:
         ds = DataSet("bulk", xy_specs, store=store)
         ds.add_result(x=1.0, y=1.0)
         ds.flush()
-        before = _lock_triggers(path)
+        before, version, rows = _lock_triggers(path), _schema_version(path), _lifting(path)
+        dropped = []
 
-        def fail(self, *args, **kwargs):
+        def fail(self, cursor, *args, **kwargs):
+            dropped.append(cursor.execute("SELECT count(*) FROM sqlite_master "
+                                          "WHERE name LIKE '%_lock_insert'").fetchone()[0])
             raise sqlite3.OperationalError("disk I/O error (injected)")
 
         monkeypatch.setattr(SqliteDialect, "insert_many", fail)
         with pytest.raises(Exception, match="injected"):
-            ds.add_results(_big(LIFT_LOCK_ROWS + 1))
+            ds.add_results(_big(rows))
         monkeypatch.undo()
-        assert _lock_triggers(path) == before
+        assert dropped == [0]  # it failed with the trigger lifted
+        assert _lock_triggers(path) == before and _schema_version(path) == version
         assert stored(store, ds.id) == (1, {"x": [1.0], "y": [1.0]})
-        ds.add_results(_big(LIFT_LOCK_ROWS + 1))  # the run goes on
-        assert ds.length == LIFT_LOCK_ROWS + 2
+        ds.add_results(_big(rows))  # the run goes on
+        assert ds.length == rows + 1
 
 
 def test_a_run_completed_behind_its_writers_back_takes_no_big_append(tmp_path, xy_specs):
     """The writer's claim, not the lifted trigger, is what refuses a completed run: a
     run marked completed in the database (by any means) takes no more rows, however
     many come at once."""
-    from qdataset.store.sqlite import LIFT_LOCK_ROWS
-
     path = tmp_path / "claim.db"
     with qdataset.connect(path) as store:
         ds = DataSet("bulk", xy_specs, store=store)
@@ -299,5 +346,5 @@ def test_a_run_completed_behind_its_writers_back_takes_no_big_append(tmp_path, x
         raw.commit()
         raw.close()
         with pytest.raises(CompletedError):
-            ds.add_results(_big(LIFT_LOCK_ROWS + 1))
+            ds.add_results(_big(_lifting(path)))
         assert stored(store, ds.id)[1]["x"] == [1.0]

@@ -7,13 +7,17 @@
   name one event each) that look the row's run up in ``runs``.  SQLite has
   only row triggers, and calling one costs about half a microsecond a row
   whatever it does, as much as the insert itself (``python -m
-  benchmarks.lock_cost``).  So an append of at least ``LIFT_LOCK_ROWS`` rows
-  drops the table's INSERT trigger inside its own transaction, after its
-  claim (which checks the lease, the length and that the run is open), and
-  creates it again, with its stored SQL, before the commit: no other
-  connection can write while the transaction holds SQLite's write lock, and
-  none ever sees the table without its lock (a failed append rolls back with
-  the trigger in place).
+  benchmarks.lock_cost``).  So a big append drops the table's INSERT trigger
+  inside its own transaction, after its claim (which checks the lease, the
+  length and that the run is open), and creates it again, with its stored
+  SQL, before the commit: no other connection can write while the
+  transaction holds SQLite's write lock, and none ever sees the table without
+  its lock (a failed append rolls back with the trigger in place).  The
+  schema change makes every other connection re-read the schema once (about
+  10 us per schema object: 18 ms in a store of 1,728 objects), so "big" means
+  at least ``LIFT_LOCK_ROWS`` rows and ``LIFT_ROWS_PER_SCHEMA_OBJECT`` rows
+  per object in the schema: a lift saves about 0.8 us a row, so that pays
+  for a few other connections' re-reads.
 * Writers take ``BEGIN IMMEDIATE`` (engine.py), which already serialises
   layout changes and queue claims.
 * Other processes' commits show up in ``PRAGMA data_version``.
@@ -43,8 +47,11 @@ _MIN_MULTI_ROWS = 8
 
 #: Appends of at least this many rows lift the INSERT lock trigger inside their own
 #: transaction (see the module docstring): for fewer, the trigger's cost is smaller
-#: than that of the schema change, which other connections also pay once.
+#: than that of the schema change, which other connections also pay once ...
 LIFT_LOCK_ROWS = 2048
+#: ... and at least this many rows per object in the schema (what each other
+#: connection's re-read costs grows with the schema).
+LIFT_ROWS_PER_SCHEMA_OBJECT = 50
 
 
 class SqliteDialect(Dialect):
@@ -83,9 +90,11 @@ class SqliteDialect(Dialect):
             yield
             return
         name = _lock_trigger(table, "INSERT")
-        found = cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
-                               "AND name = ?", (name,)).fetchone()
-        if found is None:  # no such trigger (nothing to lift): leave the schema alone
+        found = cursor.execute(
+            "SELECT sql, (SELECT count(*) FROM sqlite_master) FROM sqlite_master "
+            "WHERE type = 'trigger' AND name = ?", (name,)).fetchone()
+        # No such trigger (nothing to lift), or a schema too big to pay for: as it is.
+        if found is None or rows < LIFT_ROWS_PER_SCHEMA_OBJECT * found[1]:
             yield
             return
         cursor.execute(f"DROP TRIGGER {self.quote(name)}")
