@@ -266,6 +266,34 @@ def test_smaller_appends_and_big_schemas_keep_the_trigger(tmp_path, xy_specs):
         assert ds.length == LIFT_LOCK_ROWS - 1 + 2 * rows - 1
 
 
+def test_bytes_of_array_values_count_towards_a_lift(tmp_path):
+    """The trigger copies each new row, so an append of big traces lifts it with
+    fewer rows: every LIFT_BYTES_PER_ROW bytes of values count as one more row."""
+    from qdataset.store.sqlite import LIFT_BYTES_PER_ROW, LIFT_LOCK_ROWS
+
+    path = tmp_path / "traces.db"
+    points = 1024  # 8 kB a trace
+    specs = [ParamSpec("s", np.float64, role="setpoint"),
+             ParamSpec("trace", np.float64, shape=(points,), depends_on=["s"])]
+    per_row = 1 + points * 8 // LIFT_BYTES_PER_ROW
+    with qdataset.connect(path, flush_interval=60) as store:
+        ds = DataSet("traces", specs, store=store)
+        rows = -(-_lifting(path) // per_row)  # rounded up
+        assert rows < LIFT_LOCK_ROWS
+        version = _schema_version(path)
+        ds.add_results({"s": np.arange(5.0), "trace": np.ones((5, points))})
+        assert _schema_version(path) == version  # 5 traces: the trigger stays
+        for k in range(rows):  # row by row, one flush
+            ds.add_result(s=float(k), trace=np.full(points, float(k)))
+        ds.flush()
+        assert _schema_version(path) == version + 2
+        ds.add_results({"s": np.arange(rows, dtype=float), "trace": np.ones((rows, points))})
+        assert _schema_version(path) == version + 4
+        traces = store.read_dataset(ds.id).get_data("trace")[0]
+    assert traces.shape == (5 + 2 * rows, points)
+    assert traces[5:5 + rows, 0].tolist() == [float(k) for k in range(rows)]
+
+
 def test_while_a_big_append_runs_other_connections_see_the_lock_and_cannot_write(
         tmp_path, xy_specs, monkeypatch):
     """In the middle of a big append (its trigger dropped in its transaction), another

@@ -176,8 +176,10 @@ class Dialect:
         return cursor.rowcount == 1
 
     @contextmanager
-    def claimed_append(self, cursor: Any, table: str, rows: int) -> Iterator[None]:
-        """Around the inserts of an append of ``rows`` rows into ``table``, after its
+    def claimed_append(self, cursor: Any, table: str, rows: int,
+                       value_bytes: int = 0) -> Iterator[None]:
+        """Around the inserts of an append of ``rows`` rows into ``table`` (holding
+        ``value_bytes`` bytes of array, text and raw values), after its
         :meth:`claim_append` succeeded, in the same transaction (see SQLite's)."""
         yield
 

@@ -419,7 +419,8 @@ class RunStorage:
                                       async_commit=True):
                 return
             cursor = conn.connection.cursor()
-            with self.dialect.claimed_append(cursor, run.table, len(rows)):
+            with self.dialect.claimed_append(cursor, run.table, len(rows),
+                                             _row_value_bytes(rows, kinds)):
                 self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
                                          rows, kinds=kinds)
 
@@ -431,7 +432,8 @@ class RunStorage:
             if not self._claim_append(conn, run, start, start + count, async_commit=False):
                 return
             cursor = conn.connection.cursor()
-            with self.dialect.claimed_append(cursor, run.table, count):
+            with self.dialect.claimed_append(cursor, run.table, count,
+                                             _column_value_bytes(columns, kinds)):
                 for lo in range(0, count, CHUNK_ROWS):
                     hi = min(lo + CHUNK_ROWS, count)
                     chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
@@ -542,6 +544,26 @@ class RunStorage:
                 .where(run_metadata.c.run_pk == pk)
             )
             return {tag: json.loads(value) for tag, value in rows}
+
+
+def _row_value_bytes(rows: Sequence[Sequence[Any]],
+                     kinds: Sequence[str | None] | None) -> int:
+    """Bytes of the array, text and raw values in ``(index, *values)`` rows (the
+    columns whose kind is None): what a row trigger copies besides the numbers."""
+    if kinds is None:
+        return 0
+    positions = [j + 1 for j, kind in enumerate(kinds) if kind is None]
+    return sum(len(row[j]) for row in rows for j in positions if row[j] is not None)
+
+
+def _column_value_bytes(columns: Sequence[Sequence[Any]],
+                        kinds: Sequence[str | None] | None) -> int:
+    """:func:`_row_value_bytes` for values given as columns (numpy arrays or lists)."""
+    if kinds is None:
+        return 0
+    return sum(column.nbytes if isinstance(column, np.ndarray)
+               else sum(len(v) for v in column if v is not None)
+               for column, kind in zip(columns, kinds, strict=True) if kind is None)
 
 
 #: Position of each column of ``runs`` in a row of ``select(runs)``: a Row indexed
