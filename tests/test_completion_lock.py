@@ -376,3 +376,67 @@ def test_a_run_completed_behind_its_writers_back_takes_no_big_append(tmp_path, x
         with pytest.raises(CompletedError):
             ds.add_results(_big(_lifting(path)))
         assert stored(store, ds.id)[1]["x"] == [1.0]
+
+
+#: A writer that stops dead (the test SIGKILLs it) in the middle of a lifted append:
+#: its rows are inserted and its INSERT trigger dropped, nothing committed yet.
+_KILLED_MID_LIFT = textwrap.dedent("""
+    import sqlite3, sys, time
+    import numpy as np
+    import qdataset
+    from qdataset import DataSet, ParamSpec
+    from qdataset.store import sqlite as engine
+
+    store = qdataset.connect(sys.argv[1])
+    ds = DataSet("killed", [ParamSpec("x", np.float64)], store=store)
+    ds.add_result(x=-1.0)
+    ds.flush()
+    raw = sqlite3.connect(sys.argv[1])
+    objects = raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    raw.close()
+    rows = max(engine.LIFT_LOCK_ROWS, engine.LIFT_ROWS_PER_SCHEMA_OBJECT * objects)
+    original = engine.SqliteDialect.insert_many
+
+    def insert_then_stall(self, cursor, *args, **kwargs):
+        original(self, cursor, *args, **kwargs)
+        left = cursor.execute("SELECT count(*) FROM sqlite_master "
+                              "WHERE name LIKE '%_lock_insert'").fetchone()[0]
+        print(ds.id, "lifted" if left == 0 else "not lifted", flush=True)
+        time.sleep(120)
+
+    engine.SqliteDialect.insert_many = insert_then_stall
+    ds.add_results({"x": np.arange(rows, dtype=float)})
+""")
+
+
+def test_a_writer_killed_with_the_trigger_lifted_leaves_the_lock_and_its_rows_whole(
+        tmp_path):
+    """SIGKILL while an append has dropped its INSERT trigger: SQLite rolls the
+    transaction back, so the trigger is there, the run holds exactly the rows
+    committed before, and once completed it is locked against everyone."""
+    import signal
+
+    path = tmp_path / "killed.db"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_MID_LIFT, str(path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().split()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert len(line) == 2 and line[1] == "lifted", line
+    run_id = line[0]
+    assert len(_lock_triggers(path)) == 3
+    with qdataset.connect(path) as store:
+        resumed = store.resume_dataset(run_id)  # its writer is dead
+        assert resumed.length == 1 and resumed.get_data("x")[0].tolist() == [-1.0]
+        resumed.add_result(x=0.0)
+        resumed.mark_completed()
+        table, pk = _where(store, run_id)
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="completed"):
+            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x") '
+                        f"VALUES ({pk}, 2, 1.0)")
+    finally:
+        raw.close()
