@@ -151,7 +151,6 @@ class DataSet:
         self._encoders = {s.name: (i + 1, codec.encode, codec.stored_as_is)
                           for i, (s, codec) in enumerate(zip(specs, self._codecs.values(),
                                                              strict=True))}
-        self._width = len(specs) + 1
         self._blank_row: list[Any] = [0] + [None] * len(specs)
         self._required = [(i + 1, s.name) for i, s in enumerate(specs) if not s.optional]
         self._all_required = len(self._required) == len(specs)

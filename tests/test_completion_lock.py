@@ -29,6 +29,19 @@ def _where(store, run_id: str) -> tuple[str, int]:
     return table, pk
 
 
+def _assert_raw_insert_refused(path, table: str, pk: int, index: int,
+                               values: dict[str, float]) -> None:
+    """A plain sqlite3 connection cannot add row ``index`` to completed run ``pk``."""
+    names = ", ".join(f'"{n}"' for n in values)
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="completed"):
+            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", {names}) '
+                        f"VALUES ({pk}, {index}, {', '.join(map(str, values.values()))})")
+    finally:
+        raw.close()
+
+
 @pytest.fixture
 def done(store, xy_specs):
     ds = DataSet("done", xy_specs, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], store=store)
@@ -173,13 +186,7 @@ def test_run_of_a_dead_writer_stays_incomplete_and_can_be_completed(tmp_path):
     with qdataset.connect(url) as store:
         (info,) = store.runs()
         assert info.completed and info.length == 6
-    raw = sqlite3.connect(tmp_path / "dead.db")
-    try:
-        with pytest.raises(sqlite3.DatabaseError):
-            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x") '
-                        f"VALUES ({pk}, 6, 1.0)")
-    finally:
-        raw.close()
+    _assert_raw_insert_refused(tmp_path / "dead.db", table, pk, 6, {"x": 1.0})
 
 
 # -- big appends lift the INSERT trigger inside their own transaction (SQLite) --------------
@@ -231,13 +238,7 @@ def test_big_appends_lift_the_trigger_and_leave_the_lock_as_it_was(tmp_path, xy_
         assert _lock_triggers(path) == before
         first.mark_completed()
         table, pk = _where(store, first.id)
-    raw = sqlite3.connect(path)
-    try:
-        with pytest.raises(sqlite3.DatabaseError, match="completed"):
-            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x", "y") '
-                        f"VALUES ({pk}, 999999, 9.0, 9.0)")
-    finally:
-        raw.close()
+    _assert_raw_insert_refused(path, table, pk, 999999, {"x": 9.0, "y": 9.0})
     assert _lock_triggers(path) == before
 
 
@@ -433,10 +434,4 @@ def test_a_writer_killed_with_the_trigger_lifted_leaves_the_lock_and_its_rows_wh
         resumed.add_result(x=0.0)
         resumed.mark_completed()
         table, pk = _where(store, run_id)
-    raw = sqlite3.connect(path)
-    try:
-        with pytest.raises(sqlite3.DatabaseError, match="completed"):
-            raw.execute(f'INSERT INTO "{table}" ("_qd_run", "_qd_index", "x") '
-                        f"VALUES ({pk}, 2, 1.0)")
-    finally:
-        raw.close()
+    _assert_raw_insert_refused(path, table, pk, 2, {"x": 1.0})

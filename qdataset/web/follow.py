@@ -76,13 +76,17 @@ class RunFollower:
             return "completed"
         return "interrupted" if self.interrupted else "running"
 
+    def _writer_gone(self) -> bool:
+        """Whether the run is "interrupted" now: incomplete, its writer gone."""
+        return self.view.store.run_info(self.id).state == "interrupted"
+
     def check_writer(self) -> None:
         """Look whether the run's writer is gone (or back, after a resume), and tell
         the sessions if that changed."""
         if self.completed or self._closed:
             return
         try:
-            interrupted = self.view.store.run_info(self.id).state == "interrupted"
+            interrupted = self._writer_gone()
         except QDatasetError as exc:
             log.warning("qdataset serve: cannot read the state of run %s: %s", self.id, exc)
             return
@@ -103,7 +107,7 @@ class RunFollower:
             self._subscription = self.view.subscribe(self._changed, min_wait=UPDATE_MS)
             self._pull()
             if not self.completed:
-                self.interrupted = self.view.store.run_info(self.id).state == "interrupted"
+                self.interrupted = self._writer_gone()
         except QDatasetError as exc:
             self.error = " ".join(str(exc).split())
         self.ready.set()
@@ -242,6 +246,8 @@ class RunListWatcher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._fingerprint: tuple[Any, ...] | None = None  # of the store when last listed
+        self._writers_seen = 0.0  # monotonic time the incomplete runs were last read
 
     def add_listener(self, listener: Listener) -> None:
         with self._lock:
@@ -257,10 +263,26 @@ class RunListWatcher:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def _look(self) -> list[RunInfo]:
+        """The run list now.  It is listed again only when the store's fingerprint
+        moved (listing 10,000 runs takes a tenth of a second); the writers of
+        incomplete runs, which can die without a write, are looked at every
+        WRITER_CHECK_S through the (few) incomplete runs alone."""
+        now = time.monotonic()
+        seen = self.store.runs_fingerprint()
+        if seen != self._fingerprint:
+            runs = self.store.runs()
+            self._fingerprint, self._writers_seen = seen, now
+            return runs
+        if now - self._writers_seen >= WRITER_CHECK_S and any(
+                not r.completed for r in self.runs):
+            self._writers_seen = now
+            incomplete = {r.id: r for r in self.store.runs(completed=False)}
+            return [incomplete.get(r.id, r) for r in self.runs]
+        return self.runs
+
     def _run(self) -> None:
         last: list[Any] | None = None
-        fingerprint: tuple[Any, ...] | None = None
-        writers_seen = 0.0
         while not self._closed:
             woken = self._wake.is_set()
             self._wake.clear()
@@ -268,24 +290,10 @@ class RunListWatcher:
                 listeners = list(self._listeners)
             if listeners:
                 try:
-                    # Re-list only when the fingerprint moved (listing 10,000 runs
-                    # takes a tenth of a second); the writers of incomplete runs,
-                    # which can die without a write, are looked at every
-                    # WRITER_CHECK_S through the (few) incomplete runs alone.
-                    now = time.monotonic()
-                    seen = self.store.runs_fingerprint()
-                    if seen != fingerprint:
-                        runs, fingerprint, writers_seen = self.store.runs(), seen, now
-                    elif now - writers_seen >= WRITER_CHECK_S and any(
-                            not r.completed for r in self.runs):
-                        incomplete = {r.id: r for r in self.store.runs(completed=False)}
-                        runs = [incomplete.get(r.id, r) for r in self.runs]
-                        writers_seen = now
-                    else:
-                        runs = self.runs
+                    runs = self._look()
                     self.error = None
                 except QDatasetError as exc:
-                    runs, fingerprint = self.runs, None
+                    runs, self._fingerprint = self.runs, None
                     self.error = " ".join(str(exc).split())
                 changed = runs != last
                 last = self.runs = runs
