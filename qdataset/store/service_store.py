@@ -94,12 +94,14 @@ class ServiceStorage:
                                   .where(qe_experiments.c.experiment_id == eid)).mappings().one()
         return dict(stored)
 
-    def experiment(self, experiment_id: str) -> Row | None:
+    def _row(self, table: sa.Table, key: str, value: str) -> Row | None:
+        """The row of ``table`` whose ``key`` column is ``value`` (None: none)."""
         with self._reading() as conn:
-            row = conn.execute(sa.select(qe_experiments)
-                               .where(qe_experiments.c.experiment_id == experiment_id)
-                               ).mappings().first()
+            row = conn.execute(sa.select(table).where(table.c[key] == value)).mappings().first()
         return None if row is None else dict(row)
+
+    def experiment(self, experiment_id: str) -> Row | None:
+        return self._row(qe_experiments, "experiment_id", experiment_id)
 
     def experiments(self, *, experiment_type: str | None = None,
                     backend: str | None = None, parent_id: str | None = None,
@@ -142,11 +144,7 @@ class ServiceStorage:
                         keep=("experiment_id", "created_at"), fill=fill)
 
     def result(self, result_id: str) -> Row | None:
-        with self._reading() as conn:
-            row = conn.execute(sa.select(qe_analysis_results)
-                               .where(qe_analysis_results.c.result_id == result_id)
-                               ).mappings().first()
-        return None if row is None else dict(row)
+        return self._row(qe_analysis_results, "result_id", result_id)
 
     def results(self, *, experiment_id: str | None = None, backend_name: str | None = None,
                 result_type: str | None = None, qualities: Sequence[str] | None = None,
@@ -211,10 +209,7 @@ class ServiceStorage:
                 _upsert(conn, qe_job_results, {**row, "saved_at": time.time()}, ["job_id"])
 
     def job_result(self, job_id: str) -> Row | None:
-        with self._reading() as conn:
-            row = conn.execute(sa.select(qe_job_results)
-                               .where(qe_job_results.c.job_id == job_id)).mappings().first()
-        return None if row is None else dict(row)
+        return self._row(qe_job_results, "job_id", job_id)
 
     def job_ids(self, experiment_id: str | None = None) -> list[str]:
         query = sa.select(qe_job_results.c.job_id).order_by(qe_job_results.c.pk)
