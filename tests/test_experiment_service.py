@@ -135,6 +135,7 @@ def test_experiments_are_listed_newest_first_and_filtered(service):
     ids = lambda found: [e.experiment_id for e in found]  # noqa: E731
     assert ids(service.experiments()) == ["e2", "e1", "e0"]
     assert ids(service.experiments(limit=2)) == ["e2", "e1"]
+    assert service.experiments(limit=0) == []  # none, not the first one
     assert ids(service.experiments(experiment_type="T1")) == ["e2", "e0"]
     assert ids(service.experiments(backend_name="aer")) == ["e1", "e0"]
     assert ids(service.experiments(parent_id="e0")) == ["e2", "e1"]
@@ -254,6 +255,9 @@ def test_analysis_results_filters(service):
     ids = lambda **kw: [r.result_id for r in service.analysis_results(**kw)]  # noqa: E731
     assert ids() == ["a", "b", "c"]
     assert ids(experiment_id="e1") == ["a", "b"] and ids(limit=1) == ["a"]
+    assert ids(limit=0) == [] and ids(tags=["x"], limit=1) == ids(tags=["x"])[:1]
+    with pytest.raises(qdataset.InvalidArgumentError, match="limit"):
+        ids(experiment_id="nowhere", limit=-1)  # refused even when nothing matches
     assert ids(result_type="T1") == ["a", "c"]
     assert ids(backend_name="ibm") == ["c"]
     assert ids(quality="good") == ["a"]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -151,14 +151,10 @@ class ExperimentService:
             experiment_type=experiment_type, backend=backend_name, parent_id=parent_id,
             since=records.timestamp(start_datetime_after),
             until=records.timestamp(start_datetime_before))
-        found = []
-        for row in rows:
-            if wanted is not None and not wanted(records.loads(row["tags"], json_decoder, [])):
-                continue
-            found.append(records.experiment_data(row, json_decoder))
-            if limit is not None and len(found) >= _limit(limit):
-                break
-        return found
+        return _first(
+            rows, limit,
+            lambda row: wanted is None or wanted(records.loads(row["tags"], json_decoder, [])),
+            lambda row: records.experiment_data(row, json_decoder))
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Delete an experiment with its analysis results, figures, files and kept job
@@ -245,18 +241,15 @@ class ExperimentService:
         rows = self._storage.results(
             experiment_id=experiment_id, backend_name=backend_name, result_type=result_type,
             qualities=qualities, verified=verified, since=since, until=until)
-        found = []
-        for row in rows:
-            if wanted_tags is not None and not wanted_tags(
-                    records.loads(row["tags"], json_decoder, [])):
-                continue
-            if wanted_components is not None and not wanted_components(
-                    json.loads(row["device_components"] or "[]")):
-                continue
-            found.append(records.analysis_result_data(row, json_decoder))
-            if limit is not None and len(found) >= _limit(limit):
-                break
-        return found
+
+        def keep(row: Mapping[str, Any]) -> bool:
+            return ((wanted_tags is None
+                     or wanted_tags(records.loads(row["tags"], json_decoder, [])))
+                    and (wanted_components is None
+                         or wanted_components(json.loads(row["device_components"] or "[]"))))
+
+        return _first(rows, limit, keep,
+                      lambda row: records.analysis_result_data(row, json_decoder))
 
     def delete_analysis_result(self, result_id: str) -> None:
         """Delete one analysis result."""
@@ -430,6 +423,21 @@ def _limit(limit: Any) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidArgumentError(f"limit must be a non-negative integer, got {limit!r}")
     return limit
+
+
+def _first(rows: Iterable[Mapping[str, Any]], limit: Any,
+           keep: Callable[[Mapping[str, Any]], bool],
+           convert: Callable[[Mapping[str, Any]], Any]) -> list[Any]:
+    """``convert(row)`` of the rows ``keep`` accepts, in order, at most ``limit`` of
+    them (None: all)."""
+    most = None if limit is None else _limit(limit)
+    found: list[Any] = []
+    for row in rows:
+        if most is not None and len(found) >= most:
+            break
+        if keep(row):
+            found.append(convert(row))
+    return found
 
 
 def _tag_filter(tags: str | Sequence[str] | None, operator: str):
