@@ -39,41 +39,44 @@ POSTGRES_URL = os.environ.get(
 def postgres_problem() -> str | None:
     """None if the PostgreSQL test server answers, else why not."""
     try:
-        import psycopg
+        import psycopg  # noqa: F401 - only: is it installed?
     except ImportError:
         return "psycopg is not installed (pip install 'qdataset[postgres]')"
     import sqlalchemy as sa
 
-    url = sa.engine.make_url(POSTGRES_URL)
     try:
-        psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
-                        user=url.username, password=url.password, connect_timeout=3).close()
+        _pg_server(connect_timeout=3).close()
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        return (f"no PostgreSQL server answers at {url.render_as_string()} ({exc}); "
+        return (f"no PostgreSQL server answers at "
+                f"{sa.engine.make_url(POSTGRES_URL).render_as_string()} ({exc}); "
                 "start one or set QDATASET_TEST_POSTGRES_URL")
     return None
 
 
-def postgres_schema_url() -> tuple[str, str]:
-    """A fresh schema on the test server and a URL whose search_path points at it."""
+def _pg_server(**kwargs):
+    """A psycopg connection to the test server (POSTGRES_URL), with ``kwargs``."""
     import psycopg
     import sqlalchemy as sa
 
-    schema = f"qdt_{uuid.uuid4().hex[:12]}"
     url = sa.engine.make_url(POSTGRES_URL)
-    with psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
-                         user=url.username, password=url.password, autocommit=True) as conn:
+    return psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
+                           user=url.username, password=url.password, **kwargs)
+
+
+def postgres_schema_url() -> tuple[str, str]:
+    """A fresh schema on the test server and a URL whose search_path points at it;
+    the test skips, saying why, when no server answers."""
+    problem = postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    schema = f"qdt_{uuid.uuid4().hex[:12]}"
+    with _pg_server(autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return schema, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
 
 
 def drop_postgres_schema(schema: str) -> None:
-    import psycopg
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(POSTGRES_URL)
-    with psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
-                         user=url.username, password=url.password, autocommit=True) as conn:
+    with _pg_server(autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -134,13 +137,7 @@ def _schema_inventory(conn) -> dict[str, object]:
 
 
 def _pg_connect(schema: str, **kwargs):
-    import psycopg
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(POSTGRES_URL)
-    return psycopg.connect(host=url.host, port=url.port or 5432, dbname=url.database,
-                           user=url.username, password=url.password,
-                           options=f"-csearch_path={schema}", **kwargs)
+    return _pg_server(options=f"-csearch_path={schema}", **kwargs)
 
 
 def _pg_migrated_schema() -> tuple[str, str]:
@@ -258,9 +255,6 @@ def bare_engine(request, tmp_path):
         yield engine
         engine.dispose()
         return
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
     schema, url = postgres_schema_url()
     engine = create_engine(url)
     try:

@@ -30,11 +30,8 @@ def make_queue(request, tmp_path):
     opened = []
     schema = None
     if request.param == "db-postgresql":
-        from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
+        from conftest import drop_postgres_schema, postgres_schema_url
 
-        problem = postgres_problem()
-        if problem:
-            pytest.skip(problem)
         schema, url = postgres_schema_url()
     elif request.param == "db-sqlite":
         url = f"sqlite:///{tmp_path / 'lab.db'}"

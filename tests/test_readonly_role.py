@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import POSTGRES_URL, drop_postgres_schema, postgres_problem, postgres_schema_url
+from conftest import POSTGRES_URL, drop_postgres_schema, postgres_schema_url
 
 import qdataset
 from qdataset import DataSet, ParamSpec, QDatasetError, StoreError
@@ -69,9 +69,6 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab():
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
     schema, owner_url = postgres_schema_url()
     role = f"qdt_ro_{uuid.uuid4().hex[:10]}"
     lab = None

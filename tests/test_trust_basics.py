@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
+from conftest import drop_postgres_schema, postgres_schema_url
 from helpers import migrate_to
 
 import qdataset
@@ -85,9 +85,6 @@ def test_create_false_still_upgrades_an_old_store(tmp_path):
 
 
 def test_create_false_on_an_empty_postgresql_schema_creates_nothing():
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
     schema, url = postgres_schema_url()
     try:
         with pytest.raises(StoreError, match="no qdataset store") as raised:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import drop_postgres_schema, postgres_problem, postgres_schema_url
+from conftest import drop_postgres_schema, postgres_schema_url
 
 import qdataset
 from qdataset import ParamSpec
@@ -447,12 +447,9 @@ def test_completed_runs_stay_locked_and_open_runs_writable_sqlite(tmp_path):
 
 
 def test_completed_runs_stay_locked_and_open_runs_writable_postgresql():
-    problem = postgres_problem()
-    if problem:
-        pytest.skip(problem)
+    schema, url = postgres_schema_url()
     import psycopg
 
-    schema, url = postgres_schema_url()
     engine = create_engine(url)
     try:
         upgrade_in_one_transaction(engine, "0004")
