@@ -266,11 +266,9 @@ def _show(args: argparse.Namespace) -> int:
     with connect(args.url, create=False) as store:
         ds = _read_run(store, args.run)
         metadata = {k: v for k, v in ds.get_metadata().items() if k not in ("id", "parameters")}
-        state = ("failed" if "error" in metadata
-                 else "completed" if ds.is_marked_complete else "running")
-        facts = [("id", ds.id), ("number", getattr(ds, "number", None)), ("name", ds.name),
-                 ("experiment", getattr(ds, "experiment", None)),
-                 ("sample", getattr(ds, "sample", None)), ("state", state),
+        state = store.run_info(ds.id).state  # as `qdataset runs` says it
+        facts = [("id", ds.id), ("number", ds.number), ("name", ds.name),
+                 ("experiment", ds.experiment), ("sample", ds.sample), ("state", state),
                  ("rows", ds.length), ("created", when(ds.created_at)),
                  ("completed", when(ds.completed_at))]
         for key, value in facts:

@@ -46,6 +46,17 @@ def test_show_describes_a_run(lab, capsys):
     assert '"fridge": {' in out and '"T_mK": 12' in out
 
 
+def test_show_says_interrupted_like_runs_does(tmp_path, capsys):
+    """A run whose writer left it incomplete is "interrupted" in `show` as in `runs`."""
+    url = f"sqlite:///{tmp_path / 'left.db'}"
+    with qdataset.connect(url) as store:
+        DataSet("left", [ParamSpec("x", np.float64)], store=store).add_result(x=1.0)
+    code, out, _ = run(capsys, "show", "1", "--url", url)
+    assert code == 0 and "state:      interrupted" in out.splitlines()
+    code, out, _ = run(capsys, "runs", "--url", url)
+    assert code == 0 and "interrupted" in out
+
+
 def test_run_by_number_and_by_id_prefix(lab, capsys):
     code, out, _ = run(capsys, "show", "1", "--url", lab["url"])
     assert code == 0 and f"id:         {lab['sweep']}" in out
