@@ -45,9 +45,9 @@ def copy_runs(source: Store, target: Store, run_ids: Iterable[str] | None = None
     """
     from tqdm import tqdm
 
-    wanted = list(run_ids) if run_ids is not None else [r.id for r in source.runs()][::-1]
+    infos = {r.id: r for r in source.runs()}  # newest first
+    wanted = list(run_ids) if run_ids is not None else list(infos)[::-1]
     present = {r.id for r in target.runs()}
-    infos = {r.id: r for r in source.runs()}
     missing = [i for i in wanted if i not in infos]
     if missing:
         raise RunNotFoundError(
@@ -155,7 +155,7 @@ def _into(dataset: DataSet, store: Store | None) -> DataSet:
     """``dataset``, copied into ``store`` first if one is given and lacks it."""
     if store is None or dataset.store is store:
         return dataset
-    if not any(r.id == dataset.id for r in store.runs()):
+    if not store.has_run(dataset.id):
         return copy_dataset(dataset, store)
     return store.read_dataset(dataset.id)
 
