@@ -9,6 +9,7 @@ from helpers import schema_size
 
 import qdataset
 from qdataset import DataSet, ParamSpec, StorageLimitError
+from qdataset.store import layouts
 from qdataset.store.layouts import SHARED_WIDTH
 
 
@@ -143,3 +144,110 @@ def test_postgresql_row_size_is_checked_up_front(store):
     ds.mark_completed()  # written for real
     assert ds.get_data("f998")[0].tolist()[0] == 998.0
     assert np.isnan(ds.get_data("f998")[0][1])
+
+
+def store_columns(store) -> dict[str, list[str]]:
+    """The parameter columns of every results table, as the database has them."""
+    inspector = sa.inspect(store.engine)
+    with store.engine.connect() as conn:
+        tables = [t for (t,) in conn.exec_driver_sql("SELECT name FROM results_tables")]
+    return {t: sorted(c["name"] for c in inspector.get_columns(t)
+                      if not c["name"].startswith("_qd_")) for t in tables}
+
+
+def own_names_run(store, tag: str, rows: int = 3) -> DataSet:
+    """A run whose two float parameters and one text parameter have names no other run uses."""
+    ds = DataSet(f"own {tag}", [ParamSpec(f"{tag}_t", np.float64, role="setpoint"),
+                                ParamSpec(f"{tag}_v", np.float64, depends_on=[f"{tag}_t"]),
+                                ParamSpec(f"{tag}_s", np.str_, depends_on=[f"{tag}_t"])],
+                 store=store)
+    ds.add_results({f"{tag}_t": np.arange(rows) + 0.5, f"{tag}_v": -np.arange(rows) * 2.0,
+                    f"{tag}_s": [f"{tag}{i}" for i in range(rows)]})
+    return ds
+
+
+def check_own_names_run(ds: DataSet, tag: str, rows: int = 3) -> None:
+    t, v, s = ds.get_data(f"{tag}_t", f"{tag}_v", f"{tag}_s")
+    assert t.tolist() == (np.arange(rows) + 0.5).tolist()
+    assert v.tolist() == (-np.arange(rows) * 2.0).tolist()
+    assert s.tolist() == [f"{tag}{i}" for i in range(rows)]
+
+
+def test_past_named_columns_new_names_share_free_columns_without_ddl(store, monkeypatch):
+    """Once the store holds NAMED_COLUMNS parameter columns, a run with names of
+    its own takes free columns of its types: no ALTER, no new table, each of its
+    parameters in a column of its own, and every run reads back its own values."""
+    monkeypatch.setattr(layouts, "NAMED_COLUMNS", 6)
+    named = [own_names_run(store, f"n{i}") for i in range(2)]  # 6 columns, each named
+    for ds in named:
+        assert set(placement(store, ds.id)[1].values()) == {f"n{named.index(ds)}_{k}"
+                                                            for k in "tvs"}
+    before = store_columns(store)
+    shared = [own_names_run(store, f"s{i}", rows=i + 2) for i in range(5)]
+    for ds in shared:
+        ds.mark_completed()
+    assert store_columns(store) == before  # no DDL for any of them
+    for i, ds in enumerate(shared):
+        table, columns = placement(store, ds.id)
+        assert len(set(columns.values())) == 3  # distinct columns within one run
+        assert all(c in before[table] for c in columns.values())
+        check_own_names_run(store.read_dataset(ds.id), f"s{i}", rows=i + 2)
+    for i, ds in enumerate(named):  # the runs that made the columns are untouched
+        check_own_names_run(store.read_dataset(ds.id), f"n{i}")
+    with qdataset.connect(store.url) as other:  # a view elsewhere follows the mapping
+        check_own_names_run(other.read_dataset(shared[-1].id), "s4", rows=6)
+
+
+def test_shared_columns_are_found_with_plain_sql(store, monkeypatch):
+    monkeypatch.setattr(layouts, "NAMED_COLUMNS", 3)
+    own_names_run(store, "first").flush()
+    ds = own_names_run(store, "second", rows=2)
+    ds.flush()
+    table, columns = placement(store, ds.id)
+    assert columns["second_v"] != "second_v"  # it lives in a column made for another name
+    with store.engine.connect() as conn:
+        pk = conn.execute(sa.text("SELECT pk FROM runs WHERE run_id = :id"),
+                          {"id": ds.id}).scalar_one()
+        rows = conn.exec_driver_sql(
+            f'SELECT "{columns["second_t"]}", "{columns["second_v"]}" FROM "{table}" '
+            f'WHERE "_qd_run" = {pk} ORDER BY "_qd_index"').all()
+    assert rows == [(0.5, 0.0), (1.5, -2.0)]
+
+
+def test_a_run_whose_types_fit_no_table_still_gets_columns(store, monkeypatch):
+    """Sharing needs free columns of the run's types; without them the run's table
+    grows (or a new one is made) as before the store filled up."""
+    monkeypatch.setattr(layouts, "NAMED_COLUMNS", 2)
+    xy("floats", store).flush()
+    ds = DataSet("ints", [ParamSpec("k", np.int64), ParamSpec("m", np.int64)], store=store)
+    ds.add_result(k=3, m=4)
+    ds.flush()
+    assert placement(store, ds.id)[1] == {"k": "k", "m": "m"}
+    assert [a.tolist() for a in ds.get_data("k", "m")] == [[3], [4]]
+
+
+def test_a_parameter_added_mid_run_never_takes_a_column_the_run_uses(store, monkeypatch):
+    """A run that shares columns may already hold the column made for the name of
+    a parameter it adds later: that parameter goes to another column."""
+    monkeypatch.setattr(layouts, "NAMED_COLUMNS", 3)
+    first = own_names_run(store, "first")
+    first.flush()
+    ds = DataSet("late", [ParamSpec("a", np.float64, role="setpoint")], store=store)
+    ds.add_result(a=1.0)
+    held = placement(store, ds.id)[1]["a"]
+    assert held != "a"
+    ds.add_parameter(ParamSpec(held, np.float64, optional=True))  # the name of a's column
+    ds.add_parameter(ParamSpec("brand_new", np.float64, optional=True))
+    ds.add_result(a=2.0, **{held: 20.0, "brand_new": 200.0})
+    columns = placement(store, ds.id)[1]
+    assert len(set(columns.values())) == 3
+    assert columns["a"] == held and columns[held] != held
+    assert ds.get_data("a")[0].tolist() == [1.0, 2.0]
+    assert np.isnan(ds.get_data(held)[0][0]) and ds.get_data(held)[0][1] == 20.0
+    assert ds.get_data("brand_new")[0][1] == 200.0
+    check_own_names_run(store.read_dataset(first.id), "first")
+    # a later run asking for the name gets the column made for it, not a stray one
+    other = DataSet("named", [ParamSpec(held, np.float64)], store=store)
+    other.add_result(**{held: 7.0})
+    other.flush()
+    assert placement(store, other.id)[1] == {held: held}

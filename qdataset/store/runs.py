@@ -384,7 +384,7 @@ class RunStorage:
     def add_columns(self, run: RunRow, specs: Sequence[ParamSpec], first_position: int,
                     values: dict[str, Sequence[Any]] | None = None) -> None:
         """Add parameters (existing rows get NULL), optionally with values; their
-        columns are added to the run's table where it lacks them."""
+        columns are added to the run's table where it lacks them (layouts.py)."""
         with self.writing(run.run_id) as conn:
             ownership.check_writer(conn, run)
             existing = self.load_specs_in(conn, run.pk)
@@ -392,7 +392,9 @@ class RunStorage:
             table_pk = conn.execute(
                 sa.select(layouts.results_tables.c.pk)
                 .where(layouts.results_tables.c.name == run.table)).scalar_one()
-            columns = layouts.add_columns(conn, self.dialect, table_pk, specs)
+            used = set(conn.execute(sa.select(run_params.c.column_name)
+                                    .where(run_params.c.run_pk == run.pk)).scalars())
+            columns = layouts.add_columns(conn, self.dialect, table_pk, specs, used)
             self._insert_params(conn, run.pk, specs, columns, first_position)
             run.columns.update((s.name, c) for s, c in zip(specs, columns, strict=True))
             if values:
