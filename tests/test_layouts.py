@@ -251,3 +251,18 @@ def test_a_parameter_added_mid_run_never_takes_a_column_the_run_uses(store, monk
     other.add_result(**{held: 7.0})
     other.flush()
     assert placement(store, other.id)[1] == {held: held}
+
+
+def test_sharing_leaves_wide_tables_to_their_runs(store, monkeypatch):
+    """A small run never shares the columns of a table wider than SHARED_WIDTH:
+    each of its rows would carry a byte for every column there."""
+    monkeypatch.setattr(layouts, "NAMED_COLUMNS", 1)
+    wide = DataSet("wide", [ParamSpec(f"w{k}", np.float64) for k in range(SHARED_WIDTH + 1)],
+                   store=store)
+    wide.add_result(**{f"w{k}": float(k) for k in range(SHARED_WIDTH + 1)})
+    wide.flush()
+    small = DataSet("small", [ParamSpec("q", np.float64)], store=store)
+    small.add_result(q=2.0)
+    small.flush()
+    assert placement(store, small.id)[0] != placement(store, wide.id)[0]
+    assert small.get_data("q")[0].tolist() == [2.0]

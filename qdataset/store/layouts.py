@@ -7,10 +7,10 @@ A run is placed once, when it is created:
 1. in a table whose columns already cover its parameters (the narrowest one):
    no DDL at all, which is the common case of a lab repeating its measurements;
 2. else, once the store holds ``NAMED_COLUMNS`` parameter columns, in a table
-   that has enough columns of the run's types: its parameters take the columns
-   made for their names where the table has them, and free columns of their
-   type otherwise, with no DDL (a store whose runs keep inventing names stops
-   growing its schema);
+   of at most ``SHARED_WIDTH`` columns that has enough columns of the run's
+   types: its parameters take the columns made for their names where the
+   table has them, and free columns of their type otherwise, with no DDL (a
+   store whose runs keep inventing names stops growing its schema);
 3. else in the table that can take the missing columns while keeping at most
    ``SHARED_WIDTH`` parameter columns, preferring the one that shares most
    columns with the run, then the narrowest: one cheap ``ALTER TABLE ADD
@@ -103,8 +103,8 @@ def _choose(conn: sa.Connection, wanted: list[tuple[str, str]]) -> tuple[int, bo
     if sum(widths.values()) >= NAMED_COLUMNS:
         needed = Counter(storage for _, storage in wanted)
         held = _columns_by_storage(conn)
-        fitting = [pk for pk in widths
-                   if all(held.get((pk, storage), 0) >= n for storage, n in needed.items())]
+        fitting = [pk for pk, width in widths.items() if width <= SHARED_WIDTH  # narrow rows
+                   and all(held.get((pk, storage), 0) >= n for storage, n in needed.items())]
         if fitting:
             return min(fitting, key=lambda pk: (-overlap.get(pk, 0), widths[pk], pk)), False
     growable = [pk for pk, width in widths.items()
