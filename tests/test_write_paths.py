@@ -108,6 +108,42 @@ def test_wide_rows_use_smaller_statements(store):
         assert column.tolist() == [k + j / 100 for k in range(1500)]
 
 
+@pytest.mark.parametrize("points", [16, 128, 1024])  # 128 B, 1 KiB (executemany), 8 KiB a row
+def test_big_rows_are_stored_in_order_on_either_statement_shape(store, points, monkeypatch):
+    """Rows carrying 1 KiB or more of arrays go in through executemany on SQLite;
+    smaller ones through multi-row INSERTs.  Both keep every row, in order, bit for
+    bit, on the row-by-row path and the bulk one."""
+    from qdataset.store import sqlite
+
+    shapes: list[int] = []
+    values_sql = sqlite.SqliteDialect._values_sql
+
+    def spy(self, table, run, columns, rows):
+        shapes.append(rows)
+        return values_sql(self, table, run, columns, rows)
+
+    monkeypatch.setattr(sqlite.SqliteDialect, "_values_sql", spy)
+    count = 300
+    traces = _awkward_floats(count * points)[:count * points]
+    traces = np.resize(traces, (count, points))
+    ds = DataSet("traces", [ParamSpec("s", np.float64),
+                            ParamSpec("trace", np.float64, shape=(points,))], store=store)
+    for k in range(count):
+        ds.add_result(s=float(k), trace=traces[k])
+    ds.flush()
+    ds.add_results({"s": np.arange(count) + 0.5, "trace": traces[::-1]})
+    s, trace = ds.get_data("s", "trace")
+    assert s.tolist() == list(range(count)) + [k + 0.5 for k in range(count)]
+    expected = np.concatenate([traces, traces[::-1]])
+    assert trace.shape == expected.shape
+    assert trace.view(np.uint64).tolist() == expected.view(np.uint64).tolist()  # bit for bit
+    if store.dialect == "sqlite":
+        if points * 8 >= 1024:
+            assert set(shapes) == {1}  # one-row statements, executemany
+        else:
+            assert max(shapes) >= 128  # multi-row statements
+
+
 # -- the binary COPY format itself (no server needed) ------------------------------------------
 
 

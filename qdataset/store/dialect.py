@@ -156,10 +156,13 @@ class Dialect:
     def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
                     rows: Iterable[Sequence[Any]] | None = None, *,
                     values: Sequence[Sequence[Any]] | None = None,
-                    kinds: Sequence[str | None] | None = None) -> None:
+                    kinds: Sequence[str | None] | None = None,
+                    bytes_per_row: float = 0.0) -> None:
         """Insert results of run ``run``: ``rows`` of ``[index, value, ...]`` (one
         value per column after the index), or the same data as column ``values``.
-        ``kinds``: numpy kind per column (None where not a plain number)."""
+        ``kinds``: numpy kind per column (None where not a plain number);
+        ``bytes_per_row``: the rows' mean bytes of array, text and raw values (an
+        engine may choose its statements by it)."""
         raise NotImplementedError
 
     def claim_append(self, cursor: Any, runs_table: str, run_pk: int, token: str,

@@ -121,7 +121,8 @@ class PostgresDialect(Dialect):
     def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
                     rows: Iterable[Sequence[Any]] | None = None, *,
                     values: Sequence[Sequence[Any]] | None = None,
-                    kinds: Sequence[str | None] | None = None) -> None:
+                    kinds: Sequence[str | None] | None = None,
+                    bytes_per_row: float = 0.0) -> None:
         names = ", ".join(self._quote_plain(c) for c in (RUN_COLUMN, INDEX_COLUMN, *columns))
         target = f"{self._quote_plain(table)} ({names})"
         if kinds is not None:

@@ -421,10 +421,11 @@ class RunStorage:
                                       async_commit=True):
                 return
             cursor = conn.connection.cursor()
-            with self.dialect.claimed_append(cursor, run.table, len(rows),
-                                             _row_value_bytes(rows, kinds)):
+            value_bytes = _row_value_bytes(rows, kinds)
+            with self.dialect.claimed_append(cursor, run.table, len(rows), value_bytes):
                 self.dialect.insert_many(cursor, run.table, run.pk, self._columns(run, names),
-                                         rows, kinds=kinds)
+                                         rows, kinds=kinds,
+                                         bytes_per_row=value_bytes / max(1, len(rows)))
 
     def insert_columns(self, run: RunRow, names: Sequence[str],
                        columns: Sequence[Sequence[Any]], start: int, count: int,
@@ -434,15 +435,16 @@ class RunStorage:
             if not self._claim_append(conn, run, start, start + count, async_commit=False):
                 return
             cursor = conn.connection.cursor()
-            with self.dialect.claimed_append(cursor, run.table, count,
-                                             _column_value_bytes(columns, kinds)):
+            value_bytes = _column_value_bytes(columns, kinds)
+            with self.dialect.claimed_append(cursor, run.table, count, value_bytes):
                 for lo in range(0, count, CHUNK_ROWS):
                     hi = min(lo + CHUNK_ROWS, count)
                     chunk = [np.arange(start + lo, start + hi, dtype=np.int64),
                              *(col[lo:hi] for col in columns)]
                     self.dialect.insert_many(cursor, run.table, run.pk,
                                              self._columns(run, names), values=chunk,
-                                             kinds=kinds)
+                                             kinds=kinds,
+                                             bytes_per_row=value_bytes / max(1, count))
 
     def _claim_append(self, conn: sa.Connection, run: RunRow, first: int, new_length: int,
                       async_commit: bool) -> bool:

@@ -46,6 +46,12 @@ from .dialect import INDEX_COLUMN, LOCK_MESSAGE, RUN_COLUMN, Dialect, rows_of
 _BATCH_ROWS = 4096
 _MAX_VARIABLES = 32766
 _MIN_MULTI_ROWS = 8
+#: Rows with at least this many bytes of arrays, text or raw values (their mean)
+#: go through executemany: a multi-row INSERT copies each value once more on its
+#: way in, which outweighs the per-statement cost it saves once values are this
+#: big (``python -m benchmarks.insert_shape``: executemany takes 1.1-1.5x the
+#: time for rows of 64 B, about as long near 512 B, and 0.6-0.9x from 1 KiB on).
+_EXECUTEMANY_ROW_BYTES = 1024
 
 #: Appends of at least this many rows lift the INSERT lock trigger inside their own
 #: transaction (see the module docstring): for fewer, the trigger's cost is smaller
@@ -111,18 +117,24 @@ class SqliteDialect(Dialect):
     def insert_many(self, cursor: Any, table: str, run: int, columns: Sequence[str],
                     rows: Iterable[Sequence[Any]] | None = None, *,
                     values: Sequence[Sequence[Any]] | None = None,
-                    kinds: Sequence[str | None] | None = None) -> None:
+                    kinds: Sequence[str | None] | None = None,
+                    bytes_per_row: float = 0.0) -> None:
         """Multi-row INSERTs of power-of-two sizes (each a cached prepared statement).
 
-        Twice as fast as ``executemany``, and the driver releases the GIL once per
-        statement instead of once per row, so a flush can run on a background
-        thread next to a busy measurement loop.  The run is an integer literal
-        in the statement, so rows need no extra column.
+        Twice as fast as ``executemany`` for rows of numbers, and the driver
+        releases the GIL once per statement instead of once per row, so a flush
+        can run on a background thread next to a busy measurement loop.  Rows
+        carrying ``_EXECUTEMANY_ROW_BYTES`` or more go through ``executemany``.
+        The run is an integer literal in the statement, so rows need no extra column.
         """
         names, width = tuple(columns), len(columns) + 1  # + the index
         batch = _BATCH_ROWS
         while batch * width > _MAX_VARIABLES and batch > 1:
             batch //= 2
+        fewest = batch + 1 if bytes_per_row >= _EXECUTEMANY_ROW_BYTES else _MIN_MULTI_ROWS
+        if values is None and fewest > batch:  # the rows as they are
+            cursor.executemany(self._values_sql(table, int(run), names, 1), rows_of(rows, None))
+            return
         if values is not None:
             chunks = _made_ahead(_flat_chunks(values, width, batch))
         else:
@@ -134,7 +146,7 @@ class SqliteDialect(Dialect):
             while position < count:
                 while size > count - position:
                     size //= 2
-                if size < _MIN_MULTI_ROWS:
+                if size < fewest:
                     rest = flat[position * width:]
                     cursor.executemany(self._values_sql(table, int(run), names, 1),
                                        [rest[k:k + width] for k in range(0, len(rest), width)])
