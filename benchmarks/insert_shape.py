@@ -7,7 +7,7 @@ Raw ``sqlite3`` only (no qdataset code).  For each blob size, rows of (index,
 a float, a blob) go into qdataset's table layout (``WITHOUT ROWID``, key
 ``(run, index)``, no trigger: big appends lift it) in one transaction, about
 8 MB in all (at most 20,000 rows): once as multi-row ``INSERT ... VALUES``
-statements of power-of-two sizes up to 4,096 rows, as qdataset's flusher
+statements of power-of-two sizes up to 1,024 rows, as qdataset's flusher
 writes rows of numbers (flattening the rows into their parameter list on
 the clock, as the flusher does), and once with one ``executemany`` of the
 rows.  The transaction is rolled back, so only the inserts are timed.  It
@@ -29,7 +29,7 @@ from pathlib import Path
 
 TOTAL_BYTES = 8_000_000
 MAX_ROWS = 20_000
-BATCH = 4096
+BATCH = 1024
 TABLE = ('CREATE TABLE r (run INTEGER NOT NULL, "index" INTEGER NOT NULL, s REAL, '
          'trace BLOB, PRIMARY KEY (run, "index")) WITHOUT ROWID')
 ONE_ROW = "(5, ?, ?, ?)"

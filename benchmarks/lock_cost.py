@@ -6,7 +6,7 @@
 Raw ``sqlite3`` only (no qdataset code), each variant a fresh database file
 with qdataset's pragmas (WAL, ``synchronous=NORMAL``), written the way
 qdataset's flusher writes: multi-row ``INSERT ... VALUES`` statements of
-4,096 rows, one transaction per 40,960 rows, parameters prepared before the
+1,024 rows, one transaction per 10,240 rows, parameters prepared before the
 clock starts.  The variants add one thing at a time:
 
 * ``rowid``: raw's own table (``idx INTEGER PRIMARY KEY`` and four REALs);
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STATEMENT_ROWS = 4096
+STATEMENT_ROWS = 1024
 TRANSACTION_ROWS = 10 * STATEMENT_ROWS
 RUN = 5
 LOCK_WHEN = "(SELECT completed_at FROM runs WHERE pk = NEW.run) IS NOT NULL"

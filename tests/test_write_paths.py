@@ -83,7 +83,7 @@ def test_missing_values_fall_back_to_the_text_path(store):
     np.testing.assert_array_equal(y, expected_y)
 
 
-@pytest.mark.parametrize("count", [1, 7, 8, 9, 4095, 4096, 4097, 8192 + 4096 + 15])
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 1023, 1024, 1025, 4097, 8192 + 1024 + 15])
 def test_every_row_of_every_batch_size_is_stored_in_order(store, count):
     """Batches are cut into power-of-two INSERT statements (SQLite) or one COPY."""
     ds = DataSet("sizes", [ParamSpec("x", np.float64), ParamSpec("s", np.str_)], store=store)
@@ -97,7 +97,7 @@ def test_every_row_of_every_batch_size_is_stored_in_order(store, count):
 
 
 def test_wide_rows_use_smaller_statements(store):
-    """40 parameters: 4096 rows a statement would pass SQLite's parameter limit."""
+    """40 parameters: 1,024 rows a statement would pass SQLite's parameter limit."""
     specs = [ParamSpec(f"p{j}", np.float64) for j in range(40)]
     ds = DataSet("wide", specs, store=store)
     for k in range(1500):
