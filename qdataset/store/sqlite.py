@@ -135,9 +135,9 @@ class SqliteDialect(Dialect):
         batch = _BATCH_ROWS
         while batch * width > _MAX_VARIABLES and batch > 1:
             batch //= 2
-        fewest = batch + 1 if bytes_per_row >= _EXECUTEMANY_ROW_BYTES else _MIN_MULTI_ROWS
-        if values is None and fewest > batch:  # the rows as they are
-            cursor.executemany(self._values_sql(table, int(run), names, 1), rows_of(rows, None))
+        if bytes_per_row >= _EXECUTEMANY_ROW_BYTES:  # big values: one-row statement, reused
+            cursor.executemany(self._values_sql(table, int(run), names, 1),
+                               rows_of(rows, values))
             return
         if values is not None:
             chunks = _made_ahead(_flat_chunks(values, width, batch))
@@ -150,7 +150,7 @@ class SqliteDialect(Dialect):
             while position < count:
                 while size > count - position:
                     size //= 2
-                if size < fewest:
+                if size < _MIN_MULTI_ROWS:
                     rest = flat[position * width:]
                     cursor.executemany(self._values_sql(table, int(run), names, 1),
                                        [rest[k:k + width] for k in range(0, len(rest), width)])
