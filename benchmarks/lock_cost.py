@@ -91,7 +91,7 @@ def measure(path: Path, variant: str, flat: list[float | int], rows: int) -> flo
 def main(argv: list[str] | None = None) -> int:
     """Entry point: measure every variant, interleaved, and print the table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lock_cost")
-    parser.add_argument("--rows", type=int, default=120 * STATEMENT_ROWS)
+    parser.add_argument("--rows", type=int, default=480 * STATEMENT_ROWS)
     parser.add_argument("--repeats", type=int, default=5)
     ns = parser.parse_args(argv)
     rows = max(STATEMENT_ROWS, ns.rows // STATEMENT_ROWS * STATEMENT_ROWS)
