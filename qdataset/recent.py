@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .store.codec import ColumnCodec, columns_of, float_matrix
+from .store.codec import ColumnCodec, columns_of, float_matrix, is_masked
 
 #: Rows kept decoded; older batches are dropped first.
 DEFAULT_LIMIT = 1_000_000
@@ -97,6 +97,6 @@ def _join(parts: list[np.ndarray]) -> np.ndarray | None:
         return None
     if len(parts) == 1:
         return parts[0].copy()
-    if any(isinstance(p, np.ma.MaskedArray) for p in parts):
+    if any(is_masked(p) for p in parts):
         return np.ma.concatenate(parts)
     return np.concatenate(parts)

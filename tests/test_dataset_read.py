@@ -303,3 +303,33 @@ def test_missing_complex_values_are_nan_in_both_parts(store):
     z = ds.get_data("z")[0]
     assert np.isnan(z[0].real) and np.isnan(z[0].imag)
     assert z[1] == 1 + 2j
+
+
+def test_a_read_without_missing_values_does_not_import_numpy_ma(tmp_path):
+    """numpy 2 imports ``numpy.ma`` on first use, 13 ms of a read in a fresh process:
+    only a read that finds missing values may pay for it (and still gets them)."""
+    import json
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'ma.db'}"
+    with qdataset.connect(url) as store:
+        ds = DataSet("ma", [ParamSpec("x", np.float64), ParamSpec("n", np.int64, optional=True),
+                            ParamSpec("s", str)], store=store)
+        ds.add_results({"x": np.arange(5.0), "n": np.arange(5), "s": list("abcde")})
+        ds.add_result(x=9.0, s="f")  # a missing integer: a masked array when read
+        ds.mark_completed()
+    probe = (
+        "import json, sys, qdataset\n"
+        f"ds = qdataset.connect({url!r}).read_dataset({ds.id!r})\n"
+        "before = 'numpy.ma' in sys.modules\n"
+        "x, s = ds.get_data('x', 's'); xs = ds.get_data('x', start=1, end=3)\n"
+        "plain = 'numpy.ma' in sys.modules\n"
+        "(n,) = ds.get_data('n')\n"
+        "print(json.dumps([before, plain, type(n).__name__, n.mask.tolist(), x.tolist()]))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True)
+    before, plain, kind, mask, x = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (before, plain) == (False, False)
+    assert kind == "MaskedArray" and mask == [False] * 5 + [True]
+    assert x == [0.0, 1.0, 2.0, 3.0, 4.0, 9.0]

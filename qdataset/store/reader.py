@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from .codec import ColumnCodec, columns_of, float_matrix
+from .codec import ColumnCodec, columns_of, float_matrix, is_masked
 
 #: Rows per range query: big enough to amortise the query, small enough to keep
 #: a chunk's Python objects a few MB.
@@ -41,11 +41,13 @@ class _Column:
             self.parts.append(decoded)
             return
         stop = position + len(decoded)
+        if not is_masked(decoded):
+            self.values[position:stop] = decoded
+            return
         self.values[position:stop] = np.ma.getdata(decoded)
-        if isinstance(decoded, np.ma.MaskedArray):
-            if self.mask is None:
-                self.mask = np.zeros(self.values.shape, dtype=bool)
-            self.mask[position:stop] = np.ma.getmaskarray(decoded)
+        if self.mask is None:
+            self.mask = np.zeros(self.values.shape, dtype=bool)
+        self.mask[position:stop] = np.ma.getmaskarray(decoded)
 
     def result(self) -> np.ndarray:
         if self.values is None:
@@ -53,7 +55,7 @@ class _Column:
                 return self.codec.empty()
             if len(self.parts) == 1:
                 return self.parts[0]
-            if any(isinstance(p, np.ma.MaskedArray) for p in self.parts):
+            if any(is_masked(p) for p in self.parts):
                 return np.ma.concatenate(self.parts)
             return np.concatenate(self.parts)
         if self.mask is not None and self.mask.any():
