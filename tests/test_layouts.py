@@ -23,6 +23,18 @@ def placement(store, run_id: str) -> tuple[str, dict[str, str]]:
     return table, columns
 
 
+def plain_sql(store, run_id: str, *names: str) -> list[tuple]:
+    """A run's values of ``names``, read as the README shows: the run's table and
+    columns from ``runs`` and ``run_params``, then one SELECT of its rows."""
+    table, columns = placement(store, run_id)
+    with store.engine.connect() as conn:
+        pk = conn.execute(sa.text("SELECT pk FROM runs WHERE run_id = :id"),
+                          {"id": run_id}).scalar_one()
+        selected = ", ".join(f'"{columns[n]}"' for n in names)
+        return [tuple(r) for r in conn.exec_driver_sql(
+            f'SELECT {selected} FROM "{table}" WHERE "_qd_run" = {pk} ORDER BY "_qd_index"')]
+
+
 def xy(name: str, store, rows: int = 3) -> DataSet:
     ds = DataSet(name, [ParamSpec("x", np.float64, role="setpoint"),
                         ParamSpec("y", np.float64, depends_on=["x"])], store=store)
@@ -47,14 +59,7 @@ def test_runs_of_one_layout_share_a_table_and_add_no_schema_objects(store):
 def test_anyone_can_read_a_run_with_plain_sql(store):
     ds = xy("plain", store, rows=4)
     ds.flush()
-    table, columns = placement(store, ds.id)
-    with store.engine.connect() as conn:
-        pk = conn.execute(sa.text("SELECT pk FROM runs WHERE run_id = :id"),
-                          {"id": ds.id}).scalar_one()
-        rows = conn.exec_driver_sql(
-            f'SELECT "{columns["x"]}", "{columns["y"]}" FROM "{table}" '
-            f'WHERE "_qd_run" = {pk} ORDER BY "_qd_index"').all()
-    assert rows == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0), (3.0, 1.0)]
+    assert plain_sql(store, ds.id, "x", "y") == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0), (3.0, 1.0)]
 
 
 def test_a_name_stored_as_another_type_gets_a_column_of_its_own(store):
@@ -203,15 +208,8 @@ def test_shared_columns_are_found_with_plain_sql(store, monkeypatch):
     own_names_run(store, "first").flush()
     ds = own_names_run(store, "second", rows=2)
     ds.flush()
-    table, columns = placement(store, ds.id)
-    assert columns["second_v"] != "second_v"  # it lives in a column made for another name
-    with store.engine.connect() as conn:
-        pk = conn.execute(sa.text("SELECT pk FROM runs WHERE run_id = :id"),
-                          {"id": ds.id}).scalar_one()
-        rows = conn.exec_driver_sql(
-            f'SELECT "{columns["second_t"]}", "{columns["second_v"]}" FROM "{table}" '
-            f'WHERE "_qd_run" = {pk} ORDER BY "_qd_index"').all()
-    assert rows == [(0.5, 0.0), (1.5, -2.0)]
+    assert placement(store, ds.id)[1]["second_v"] != "second_v"  # a column made for another name
+    assert plain_sql(store, ds.id, "second_t", "second_v") == [(0.5, 0.0), (1.5, -2.0)]
 
 
 def test_a_run_whose_types_fit_no_table_still_gets_columns(store, monkeypatch):
