@@ -353,3 +353,14 @@ def test_flush_timer_waits_one_interval_then_writes(store_url, xy_specs):
         while view.length < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert view.length == 6
+
+
+def test_run_info_says_failed_only_of_the_run_carrying_the_error(store):
+    failed = DataSet("bad", [ParamSpec("x", float)], store=store)
+    failed.add_metadata("error", {"type": "ValueError", "message": "sample broke"})
+    failed.mark_completed()
+    clean = DataSet("good", [ParamSpec("x", float)], store=store)
+    clean.mark_completed()
+    assert store.run_info(failed.id).state == "failed"
+    assert store.run_info(clean.id).state == "completed"
+    assert {r.id: r.state for r in store.runs()} == {failed.id: "failed", clean.id: "completed"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -257,11 +257,13 @@ class RunStorage:
                 sa.func.count(runs.c.completed_at), sa.func.count(runs.c.writer_token),
                 sa.func.max(runs.c.writer_started_at), tagged)).one())
 
-    def runs_tagged(self, tag: str) -> set[int]:
-        """Keys of the runs that carry metadata under ``tag``."""
+    def runs_tagged(self, tag: str, among: Collection[int] | None = None) -> set[int]:
+        """Keys of the runs (of ``among``, if given) that carry metadata under ``tag``."""
+        query = sa.select(run_metadata.c.run_pk).where(run_metadata.c.tag == tag)
+        if among is not None:
+            query = query.where(run_metadata.c.run_pk.in_(among))
         with self.reading() as conn:
-            return set(conn.execute(sa.select(run_metadata.c.run_pk)
-                                    .where(run_metadata.c.tag == tag)).scalars())
+            return set(conn.execute(query).scalars())
 
     def run_state(self, pk: int, run_id: str | None = None) -> tuple[int, float | None, int]:
         """(length, completed_at, parameter count) of a run, in one cheap read."""

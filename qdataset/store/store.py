@@ -233,7 +233,7 @@ class Store:
         what :meth:`read_dataset` takes (id, number or unique id prefix)."""
         self._check_open()
         row = self._storage.find_run(_run_key(run))
-        return RunInfo.from_row(row, row.pk in self._storage.runs_tagged(ERROR_TAG))
+        return RunInfo.from_row(row, bool(self._storage.runs_tagged(ERROR_TAG, [row.pk])))
 
     def read_dataset(self, run: str | int) -> DataSet:
         """A run as a live, read-only view bound to this store.
