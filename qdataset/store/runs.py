@@ -389,14 +389,15 @@ class RunStorage:
         columns are added to the run's table where it lacks them (layouts.py)."""
         with self.writing(run.run_id) as conn:
             ownership.check_writer(conn, run)
-            existing = self.load_specs_in(conn, run.pk)
-            self.dialect.check_run_layout([*existing, *specs], run.run_id)
+            held = conn.execute(sa.select(run_params.c.spec, run_params.c.column_name)
+                                .where(run_params.c.run_pk == run.pk)).all()
+            self.dialect.check_run_layout(
+                [*(ParamSpec.from_json(spec) for spec, _ in held), *specs], run.run_id)
             table_pk = conn.execute(
                 sa.select(layouts.results_tables.c.pk)
                 .where(layouts.results_tables.c.name == run.table)).scalar_one()
-            used = set(conn.execute(sa.select(run_params.c.column_name)
-                                    .where(run_params.c.run_pk == run.pk)).scalars())
-            columns = layouts.add_columns(conn, self.dialect, table_pk, specs, used)
+            columns = layouts.add_columns(conn, self.dialect, table_pk, specs,
+                                          used={column for _, column in held})
             self._insert_params(conn, run.pk, specs, columns, first_position)
             run.columns.update((s.name, c) for s, c in zip(specs, columns, strict=True))
             if values:
@@ -405,10 +406,6 @@ class RunStorage:
                 rows = zip(*(as_list(values[n]) for n in names), itertools.repeat(run.pk),
                            range(count))
                 conn.connection.cursor().executemany(self._update_sql(run, names), rows)
-
-    def load_specs_in(self, conn: sa.Connection, pk: int) -> list[ParamSpec]:
-        rows = conn.execute(sa.select(run_params.c.spec).where(run_params.c.run_pk == pk))
-        return [ParamSpec.from_json(row[0]) for row in rows]
 
     # -- results -------------------------------------------------------------
     def insert_rows(self, run: RunRow, names: Sequence[str], rows: Sequence[Sequence[Any]],
