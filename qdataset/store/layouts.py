@@ -150,10 +150,10 @@ def _ensure_columns(conn: sa.Connection, dialect: Dialect, table_pk: int,
     run's other columns): the column made for its name and type; else, once the
     store is past NAMED_COLUMNS (or when that column holds another of the run's
     parameters), a free column of its type; else a new column."""
-    held = conn.execute(
+    held = sorted(conn.execute(  # by name: free columns are taken in that order
         sa.select(results_columns.c.column_name, results_columns.c.param_key,
                   results_columns.c.storage).where(results_columns.c.table_pk == table_pk)
-    ).all()
+    ).all())
     made_for = {(key, storage): name for name, key, storage in held}
     taken = {name.casefold() for name in used}
     chosen: dict[int, str] = {}
@@ -169,7 +169,7 @@ def _ensure_columns(conn: sa.Connection, dialect: Dialect, table_pk: int,
             spec = specs[i]
             if not (sharing or _key(spec) in made_for):
                 continue
-            free = next((name for name, _, storage in sorted(held)
+            free = next((name for name, _, storage in held
                          if storage == storage_of(spec) and name.casefold() not in taken), None)
             if free is not None:
                 chosen[i] = free
