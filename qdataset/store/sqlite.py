@@ -132,13 +132,13 @@ class SqliteDialect(Dialect):
         The run is an integer literal in the statement, so rows need no extra column.
         """
         names, width = tuple(columns), len(columns) + 1  # + the index
-        batch = _BATCH_ROWS
-        while batch * width > _MAX_VARIABLES and batch > 1:
-            batch //= 2
         if bytes_per_row >= _EXECUTEMANY_ROW_BYTES:  # big values: one-row statement, reused
             cursor.executemany(self._values_sql(table, int(run), names, 1),
                                rows_of(rows, values))
             return
+        batch = _BATCH_ROWS
+        while batch * width > _MAX_VARIABLES and batch > 1:
+            batch //= 2
         if values is not None:
             chunks = _made_ahead(_flat_chunks(values, width, batch))
         else:
