@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cases_raw_layout import lock_triggers
+
 TABLE_WIDTH = 64
-LOCK = ("CREATE TRIGGER {table}_{event} BEFORE {event} ON {table} "
-        "WHEN (SELECT completed_at FROM runs WHERE pk = {row}.run) IS NOT NULL "
-        "BEGIN SELECT RAISE(ABORT, 'the run is completed'); END")
 
 
 def _store(path: Path, columns: int) -> sqlite3.Connection:
@@ -42,8 +41,8 @@ def _store(path: Path, columns: int) -> sqlite3.Connection:
         params = ", ".join(f'"p{t}_{i}" REAL' for i in range(TABLE_WIDTH))
         conn.execute(f'CREATE TABLE {table} (run INTEGER NOT NULL, "index" INTEGER NOT NULL, '
                      f'{params}, PRIMARY KEY (run, "index")) WITHOUT ROWID')
-        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-            conn.execute(LOCK.format(table=table, event=event, row=row))
+        for statement in lock_triggers(table):
+            conn.execute(statement)
     conn.execute("COMMIT")
     return conn
 

@@ -22,6 +22,18 @@ RUN = 1
 LOCK = "the run is completed"
 
 
+def lock_triggers(table: str) -> list[str]:
+    """The completion lock of ``table`` as qdataset creates it on SQLite: one trigger
+    per event, looking the row's run up in ``runs`` (an UPDATE on both sides)."""
+    statements = []
+    for op, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])):
+        completed = " OR ".join(
+            f"(SELECT completed_at FROM runs WHERE pk = {row}.run) IS NOT NULL" for row in rows)
+        statements.append(f"CREATE TRIGGER {table}_lock_{op.lower()} BEFORE {op} ON {table} "
+                          f"WHEN {completed} BEGIN SELECT RAISE(ABORT, '{LOCK}'); END")
+    return statements
+
+
 class SharedLayout(Table):
     """A results table as qdataset makes one, holding run RUN."""
 
@@ -33,12 +45,8 @@ class SharedLayout(Table):
         conn.execute("INSERT INTO runs (pk) VALUES (?)", (RUN,))
         conn.execute(f'CREATE TABLE results (run INTEGER NOT NULL, "index" INTEGER NOT NULL, '
                      f'{columns}, PRIMARY KEY (run, "index")) WITHOUT ROWID')
-        for op, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])):
-            completed = " OR ".join(
-                f"(SELECT completed_at FROM runs WHERE pk = {row}.run) IS NOT NULL"
-                for row in rows)
-            conn.execute(f"CREATE TRIGGER results_lock_{op.lower()} BEFORE {op} ON results "
-                         f"WHEN {completed} BEGIN SELECT RAISE(ABORT, '{LOCK}'); END")
+        for statement in lock_triggers("results"):
+            conn.execute(statement)
         conn.commit()
 
     def insert_sql(self, names: Sequence[str]) -> str:
