@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,3 +68,14 @@ def migrate_to(engine, revision: str) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` (another thread's doing) until it holds; False at the deadline,
+    which only guards hangs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -8,9 +8,10 @@ lock across delivery these calls would hang until the notifier returned.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+import helpers
 
 from qdataset.jobs import JobEvent, JobWatcher
 
@@ -71,12 +72,7 @@ def in_thread(function: Callable[[], Any]) -> tuple[threading.Event, list[BaseEx
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    return helpers.wait_until(condition, timeout)
 
 
 def delivered(watcher: JobWatcher, job_id: str) -> bool:

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import wait_until
 
 pytest.importorskip("bokeh", reason="qdataset serve needs the 'web' extra")
 
@@ -160,17 +161,6 @@ def test_run_list_table_filters_by_name_and_state(store):
     assert "cooldown" not in runs_table(runs, state="running")
 
 
-def _wait_until(condition, seconds: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_the_run_list_is_read_again_only_when_the_store_changed(store, monkeypatch):
     """Listing a big store is slow, so the list page's watcher looks at the store's
     cheap fingerprint and lists the runs again only when it moved."""
@@ -196,18 +186,18 @@ def test_the_run_list_is_read_again_only_when_the_store_changed(store, monkeypat
         watcher = RunListWatcher(reader, interval=0.01)
         watcher.add_listener(lambda w: None)
         try:
-            assert _wait_until(lambda: len(watcher.runs) == 1)
+            assert wait_until(lambda: len(watcher.runs) == 1)
             assert looks.wait(30)  # thirty looks at a store where nothing happened...
             assert listings == [{}]  # ...and still the one first listing
             second = DataSet("second", [X], store=store)
-            assert _wait_until(lambda: [r.name for r in watcher.runs] == ["second", "first"])
+            assert wait_until(lambda: [r.name for r in watcher.runs] == ["second", "first"])
             second.add_results({"x": np.arange(3.0)})
             second.flush()
-            assert _wait_until(lambda: watcher.runs[0].length == 3)
+            assert wait_until(lambda: watcher.runs[0].length == 3)
             second.mark_completed()
-            assert _wait_until(lambda: watcher.runs[0].state == "completed")
+            assert wait_until(lambda: watcher.runs[0].state == "completed")
             second.add_metadata("error", {"type": "Quench", "message": "magnet"})
-            assert _wait_until(lambda: watcher.runs[0].state == "failed")
+            assert wait_until(lambda: watcher.runs[0].state == "failed")
         finally:
             watcher.close()
 
@@ -224,13 +214,13 @@ def test_the_run_list_sees_a_writer_go_without_a_write(store, monkeypatch):
             watcher = RunListWatcher(reader, interval=0.01)
             watcher.add_listener(lambda w: None)
             try:
-                assert _wait_until(lambda: [r.state for r in watcher.runs] == ["running"])
+                assert wait_until(lambda: [r.state for r in watcher.runs] == ["running"])
                 real = reader.runs_fingerprint
                 # Pretend the store's fingerprint never moves, as when a writer dies.
                 frozen = real()
                 monkeypatch.setattr(reader, "runs_fingerprint", lambda: frozen)
                 writing.close()
-                assert _wait_until(lambda: [r.state for r in watcher.runs] == ["interrupted"])
+                assert wait_until(lambda: [r.state for r in watcher.runs] == ["interrupted"])
             finally:
                 watcher.close()
 
